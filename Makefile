@@ -1,0 +1,30 @@
+# smdiff: the two set-up commands are `make test` and `make demo`; both create or reuse .venv.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Re-install only when the package definition changes.
+STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo lint clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/python -m smdiff.demo
+
+lint: venv
+	$(BIN)/shellcheck launch/*.sh .ci/run
+
+clean:
+	rm -rf $(VENV) .pytest_cache

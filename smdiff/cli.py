@@ -1,0 +1,41 @@
+"""The `smdiff` console script: one front for every job.
+
+`smdiff <job> [flags]` runs that job's absl `main`, e.g. `smdiff train --gin_file=... --workdir=...`.
+Modules are imported only when their job is asked for, so `smdiff --help` stays fast.
+"""
+import importlib
+import sys
+
+from absl import app
+
+# job name -> module with an absl-style `main(argv)`.
+JOBS = {
+    "stats": "smdiff.data.stats",
+    "train": "smdiff.train",
+    "convert-magenta": "smdiff.models.magenta_checkpoint",
+    "sample": "smdiff.sample",
+    "evaluate": "smdiff.evaluate",
+    "demo": "smdiff.demo",
+}
+
+
+def usage() -> str:
+    jobs = "\n".join(f"  {name:16s} ({module})" for name, module in JOBS.items())
+    return f"usage: smdiff <job> [--flags]\n\njobs:\n{jobs}\n\n`smdiff <job> --help` lists a job's flags."
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    job = argv[1]
+    if job not in JOBS:
+        print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(JOBS[job])
+    app.run(module.main, argv=[f"smdiff {job}", *argv[2:]])
+
+
+if __name__ == "__main__":
+    main()
