@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Re-install only when the package definition changes.
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
-PYTEST_ARGS ?=
+# Two workers for the two CI cores; a file's tests stay on one worker (shared fixtures, jit caches).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: venv test demo lint clean
 
