@@ -1,0 +1,62 @@
+"""The paper's Table 1: Consistency and Variance of pitch and duration OA, per generator and task.
+
+Input is a nested dict `results[row][task] = {"pitch": (C, Var), "duration": (C, Var)}`; a task a row
+cannot do (the MDN cannot infill) is simply absent and shows as "-".
+"""
+from __future__ import annotations
+
+import json
+
+TASKS = ("unconditional", "infilling")
+ROW_ORDER = ("Train", "Test", "Diffusion", "Autoregression (MDN)", "Interpolation", "N(0,I) prior")
+
+# The paper's Table 1, for comparison beside measured rows: row -> task -> (pitch C, Var, dur C, Var).
+PAPER_TABLE_1 = {
+    "Train": {task: (1.00, 1.00, 1.00, 1.00) for task in TASKS},
+    "Test": {task: (1.00, 0.96, 1.00, 0.91) for task in TASKS},
+    "Diffusion": {"unconditional": (0.99, 0.90, 0.96, 0.92), "infilling": (0.97, 0.87, 0.97, 0.80)},
+    "Autoregression (MDN)": {"unconditional": (0.93, 0.68, 0.93, 0.76)},
+    "Interpolation": {"unconditional": (0.85, 0.23, 0.91, 0.34), "infilling": (0.94, 0.78, 0.96, 0.80)},
+    "N(0,I) prior": {"unconditional": (0.84, 0.19, 0.90, 0.67), "infilling": (0.89, 0.19, 0.94, 0.54)},
+}
+
+
+def _cells(metrics: dict | None) -> list[str]:
+    if metrics is None:
+        return ["-"] * 4
+    (pitch_c, pitch_var), (dur_c, dur_var) = metrics["pitch"], metrics["duration"]
+    return [f"{value:.2f}" for value in (pitch_c, pitch_var, dur_c, dur_var)]
+
+
+def _ordered_rows(results: dict) -> list[str]:
+    known = [row for row in ROW_ORDER if row in results]
+    return known + sorted(row for row in results if row not in ROW_ORDER)
+
+
+def to_markdown(results: dict, title: str = "") -> str:
+    header = ["setting"] + [f"{task[:6]}. {feature} {stat}" for task in TASKS
+                            for feature in ("pitch", "dur.") for stat in ("C", "Var")]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in _ordered_rows(results):
+        cells = [cell for task in TASKS for cell in _cells(results[row].get(task))]
+        lines.append("| " + " | ".join([row] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paper_results() -> dict:
+    """PAPER_TABLE_1 in the `results` layout, so `to_markdown` renders it the same way."""
+    return {
+        row: {task: {"pitch": values[:2], "duration": values[2:]} for task, values in tasks.items()}
+        for row, tasks in PAPER_TABLE_1.items()
+    }
+
+
+def write(results: dict, markdown_path: str, json_path: str, title: str = "") -> str:
+    """Writes the table as markdown and JSON; returns the markdown."""
+    markdown = to_markdown(results, title)
+    with open(markdown_path, "w") as f:
+        f.write(markdown)
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1)
+    return markdown

@@ -1,0 +1,15 @@
+"""Table 1 rendering."""
+import json
+
+from smdiff.evaluation import table
+
+
+def test_paper_table_renders_with_dashes_for_missing_tasks(tmp_path):
+    markdown = table.write(table.paper_results(), str(tmp_path / "t.md"), str(tmp_path / "t.json"), "Paper")
+    lines = markdown.splitlines()
+    assert lines[0] == "**Paper**"
+    mdn = next(line for line in lines if line.startswith("| Autoregression"))
+    assert mdn == "| Autoregression (MDN) | 0.93 | 0.68 | 0.93 | 0.76 | - | - | - | - |"
+    # Rows come in the paper's order whatever the dict order.
+    assert [line.split(" | ")[0] for line in lines[4:]] == ["| " + row for row in table.ROW_ORDER]
+    assert json.loads((tmp_path / "t.json").read_text())["Test"]["infilling"]["duration"] == [1.0, 0.91]
