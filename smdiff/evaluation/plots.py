@@ -1,0 +1,73 @@
+"""Figures of the evaluation: infilling piano rolls (paper Fig. 2), metrics along the reverse process
+(Fig. 3) and OA distributions. All take plain arrays and write PNG files.
+
+Notes are int arrays [n, 3] of (start_step, end_step, pitch) on a 16th-note grid.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+STEPS_PER_BAR = 16
+
+
+def _draw_roll(ax, notes: np.ndarray, num_steps: int, known_span: tuple[int, int] | None, title: str):
+    notes = np.asarray(notes).reshape(-1, 3)
+    for start, end, pitch in notes:
+        ax.broken_barh([(start, max(end - start, 1))], (pitch - 0.4, 0.8), facecolors="tab:blue")
+    if known_span is not None:  # shade the generated gap
+        ax.axvspan(*known_span, color="tab:orange", alpha=0.15, lw=0)
+    pitches = notes[:, 2] if len(notes) else np.array([60])
+    ax.set_ylim(pitches.min() - 3, pitches.max() + 3)
+    ax.set_xlim(0, num_steps)
+    ax.set_xticks(np.arange(0, num_steps + 1, 4 * STEPS_PER_BAR))
+    ax.set_xticklabels([str(t // STEPS_PER_BAR) for t in np.arange(0, num_steps + 1, 4 * STEPS_PER_BAR)])
+    ax.set_ylabel("pitch")
+    ax.set_title(title, fontsize=9, loc="left")
+
+
+def piano_rolls(rolls: dict[str, np.ndarray], num_steps: int, path: str,
+                gap_steps: tuple[int, int] | None = None, title: str = "") -> None:
+    """One piano roll per entry (label -> notes), stacked; `gap_steps` shades the infilled span."""
+    fig, axes = plt.subplots(len(rolls), 1, figsize=(10, 1.6 * len(rolls)), sharex=True, squeeze=False)
+    for ax, (label, notes) in zip(axes[:, 0], rolls.items()):
+        _draw_roll(ax, notes, num_steps, gap_steps, label)
+    axes[-1, 0].set_xlabel("bar")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def metrics_along_reverse_process(steps: np.ndarray, curves: dict[str, np.ndarray], path: str,
+                                  title: str = "") -> None:
+    """Paper Fig. 3: each metric (label -> values per step) against the reverse-process step."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.8), squeeze=False)
+    for ax, (label, values) in zip(axes[0], curves.items()):
+        ax.plot(steps, values)
+        ax.set_xlabel("reverse step")
+        ax.set_title(label, fontsize=9)
+        ax.invert_xaxis()  # the reverse process runs from N down to 1
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def overlap_distributions(oas: dict[str, np.ndarray], path: str, feature: str) -> None:
+    """Histograms of adjacent-frame OA values, one line per setting (label -> OA values)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = np.linspace(0, 1, 41)
+    for label, values in oas.items():
+        ax.hist(np.asarray(values), bins=bins, histtype="step", density=True, label=label)
+    ax.set_xlabel(f"{feature} overlapping area of adjacent frames")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
