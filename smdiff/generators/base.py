@@ -1,0 +1,75 @@
+"""The interface every latent-sequence generator offers, so the sampling job treats them all alike.
+
+A generator (diffusion prior, TransformerMDN, slerp interpolation, N(0, I) prior) works in the *scaled*
+latent space of `smdiff.data.latents.LatentScaling`: a sample is an array x [n, k, d] with k latents
+(2 bars each) of d active dims scaled to [-1, 1]. It holds whatever it needs (params, scaling, a held set
+of real latents) and offers two tasks:
+
+- `sample(rng, num_samples) -> x [n, k, d]`: unconditional generation;
+- `infill(rng, known [n, k, d], known_mask [k] bool) -> x [n, k, d]`: generate the positions where
+  `known_mask` is False given those where it is True; the given positions come back exactly.
+  Continuation is the special case of a prefix mask (`prefix_mask`).
+
+A generator that cannot do a task raises `UnsupportedTaskError` naming the generator and the task.
+"""
+from typing import Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class UnsupportedTaskError(ValueError):
+    """Raised when a generator is asked for a task it cannot do (e.g. infilling with an autoregressive model)."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What the sampling job needs of a generator; all arrays live in the scaled latent space."""
+
+    def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
+        """Draws `num_samples` sequences, x [num_samples, k, d]."""
+        ...
+
+    def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
+        """Fills the positions where `known_mask` [k] is False; returns x [n, k, d] with known positions exact."""
+        ...
+
+
+def prefix_mask(sequence_length: int, num_known: int) -> np.ndarray:
+    """known_mask [sequence_length] for continuation: the first `num_known` latents are given."""
+    if not 0 <= num_known <= sequence_length:
+        raise ValueError(f"num_known must lie in [0, {sequence_length}], got {num_known}")
+    return np.arange(sequence_length) < num_known
+
+
+def paper_infill_mask(sequence_length: int = 32, num_missing: int = 16) -> np.ndarray:
+    """known_mask [sequence_length] of the paper's infilling task: the middle `num_missing` latents are
+    missing (k=32: keep 0-7 and 24-31, fill 8-23, i.e. the middle 32 of 64 bars)."""
+    if not 0 < num_missing < sequence_length or (sequence_length - num_missing) % 2:
+        raise ValueError(
+            f"need an even number of known latents around the gap; got k={sequence_length}, missing={num_missing}"
+        )
+    start = (sequence_length - num_missing) // 2
+    positions = np.arange(sequence_length)
+    return (positions < start) | (positions >= start + num_missing)
+
+
+def check_infill_inputs(known: jax.Array, known_mask: jax.Array, sequence_length: int, latent_dim: int) -> np.ndarray:
+    """Validates an infilling request and returns the mask as a host bool array [k].
+
+    known: [n, k, d]; known_mask: [k]. Raises ValueError with the offending shape otherwise.
+    """
+    mask = np.asarray(known_mask)
+    if mask.dtype != np.bool_:
+        raise ValueError(f"known_mask must be bool (True = given), got dtype {mask.dtype}")
+    if mask.shape != (sequence_length,):
+        raise ValueError(f"known_mask must have shape ({sequence_length},), got {mask.shape}")
+    if known.ndim != 3 or known.shape[1:] != (sequence_length, latent_dim):
+        raise ValueError(f"known must have shape [n, {sequence_length}, {latent_dim}], got {tuple(known.shape)}")
+    return mask
+
+
+def keep_known(x: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
+    """x [n, k, d] with the positions where known_mask [k] is True replaced by `known` [n, k, d], bit-exact."""
+    return jnp.where(jnp.asarray(known_mask)[None, :, None], known, x)
