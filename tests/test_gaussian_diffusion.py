@@ -1,0 +1,158 @@
+"""Closed-form checks of smdiff.diffusion.gaussian.
+
+The samplers are checked with the exact epsilon-predictor for Gaussian data x0 ~ N(MU, SD^2 I), so no
+training is needed: E[eps | x_t] = sqrt(1 - a) (x_t - sqrt(a) MU) / (a SD^2 + 1 - a), a = alpha_bar.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from smdiff.diffusion import gaussian
+
+MU, SD = 0.3, 0.2
+SCHEDULE = gaussian.linear_schedule()  # the paper's: N = 1000, 1e-6 .. 0.01
+# The same schedule in float64, as the references for the float32 one.
+BETAS64 = np.concatenate([[0.0], np.linspace(1e-6, 0.01, 1000)])
+ALPHA_BARS64 = np.cumprod(1 - BETAS64)
+NOISE64 = 1 - ALPHA_BARS64  # float64 keeps 1 - alpha_bar_1 = 1e-6 to 10 digits
+
+
+def exact_eps(x_t, noise_level):
+    a = gaussian._per_example(noise_level**2, x_t)
+    return jnp.sqrt(1.0 - a) * (x_t - jnp.sqrt(a) * MU) / (a * SD**2 + 1.0 - a)
+
+
+def test_linear_schedule_matches_paper():
+    betas, alpha_bars = np.asarray(SCHEDULE.betas), np.asarray(SCHEDULE.alpha_bars)
+    assert SCHEDULE.num_steps == 1000
+    assert betas[0] == 0 and alpha_bars[0] == 1
+    np.testing.assert_allclose(betas[[1, 1000]], [1e-6, 0.01], rtol=1e-6)
+    np.testing.assert_allclose(alpha_bars, ALPHA_BARS64, rtol=1e-6)
+    np.testing.assert_allclose(SCHEDULE.one_minus_alpha_bars, NOISE64, rtol=1e-5)
+
+
+@pytest.mark.parametrize("t", [1, 50, 400, 1000])
+def test_q_sample_moments(t):
+    x0 = jnp.linspace(-1, 1, 16)[None]  # [1, 16]
+    eps = jax.random.normal(jax.random.PRNGKey(t), (50_000, 16))
+    x_t = gaussian.q_sample(jnp.broadcast_to(x0, eps.shape), jnp.full((50_000,), SCHEDULE.alpha_bars[t]), eps)
+    mean, variance = gaussian.q_mean_variance(SCHEDULE, x0, jnp.array([t]))
+    a = ALPHA_BARS64[t]
+    np.testing.assert_allclose(mean[0], np.sqrt(a) * np.asarray(x0[0]), rtol=1e-6)
+    np.testing.assert_allclose(variance[0, 0], NOISE64[t], rtol=1e-5)
+    # 50k draws: standard error of the mean ~ 0.0045 sd, of the variance ~ 0.6%.
+    np.testing.assert_allclose(x_t.mean(0), mean[0], atol=0.02 * np.sqrt(1 - a) + 1e-4)
+    np.testing.assert_allclose(x_t.var(0), np.full(16, NOISE64[t]), rtol=0.03, atol=1e-8)
+
+
+@pytest.mark.parametrize("t", [2, 10, 500, 1000])
+def test_posterior_matches_bayes_rule(t):
+    """q(x_{t-1} | x_t, x0) by Gaussian conditioning on x_{t-1} ~ q(.|x0) and x_t | x_{t-1}."""
+    rng = np.random.default_rng(t)
+    x0, x_t = rng.uniform(-1, 1, (3, 5)), rng.normal(size=(3, 5))
+    a_prev, noise_prev, beta = ALPHA_BARS64[t - 1], NOISE64[t - 1], BETAS64[t]
+    precision = 1 / noise_prev + (1 - beta) / beta
+    expected_var = 1 / precision
+    expected_mean = expected_var * (np.sqrt(a_prev) * x0 / noise_prev + np.sqrt(1 - beta) * x_t / beta)
+    mean, var = gaussian.posterior_mean_variance(SCHEDULE, jnp.asarray(x0), jnp.asarray(x_t), jnp.full((3,), t))
+    np.testing.assert_allclose(var[:, 0], expected_var, rtol=1e-4)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-4, atol=1e-6)
+
+
+def test_continuous_noise_level_range():
+    levels = np.asarray(gaussian.sample_noise_level(SCHEDULE, jax.random.PRNGKey(0), 100_000))
+    alpha_bars = np.asarray(SCHEDULE.alpha_bars)
+    assert levels.min() >= alpha_bars[-1] and levels.max() <= 1.0
+    # Which interval (alpha_bar_t, alpha_bar_{t-1}] each level fell in: t must be uniform on 1..N.
+    # A level equal to 1 (float32 rounding within the first step's 1e-6 range) belongs to step 1.
+    steps = np.maximum(np.searchsorted(-alpha_bars, -levels), 1)  # alpha_bars decrease
+    counts = np.bincount((steps - 1) // 100, minlength=10)  # ten bins of 100 steps
+    np.testing.assert_allclose(counts / len(levels), 0.1, atol=0.006)
+    # Within a step the level is uniform: the first step spans (1 - 1e-6, 1], every level lands in it.
+    first = levels[steps == 1]
+    assert first.size > 0 and np.all(first >= alpha_bars[1])
+
+
+def test_training_loss_is_small_for_the_exact_denoiser():
+    x0 = MU + SD * jax.random.normal(jax.random.PRNGKey(1), (4096, 8))
+    exact = gaussian.training_loss(exact_eps, SCHEDULE, x0, jax.random.PRNGKey(2))
+    blind = gaussian.training_loss(lambda x, level: jnp.zeros_like(x), SCHEDULE, x0, jax.random.PRNGKey(2))
+    assert exact.shape == (4096,)
+    # Predicting zero costs E[eps^2] = 1; the Bayes-optimal predictor costs E[a SD^2 / (a SD^2 + 1 - a)].
+    assert abs(float(blind.mean()) - 1.0) < 0.02
+    assert float(exact.mean()) < 0.25
+
+
+def _moments(x):
+    return float(x.mean()), float(x.std())
+
+
+@functools.partial(jax.jit, static_argnames=("sampler", "num_steps", "eta"))
+def _sample(rng, sampler, num_steps=1000, eta=1.0):
+    shape = (2048, 8)
+    if sampler == "ddpm":
+        return gaussian.ddpm_sample(exact_eps, SCHEDULE, rng, shape, clip_x0=False).x0
+    return gaussian.ddim_sample(exact_eps, SCHEDULE, rng, shape, num_steps=num_steps, eta=eta, clip_x0=False).x0
+
+
+def test_ddim_eta1_all_steps_matches_ancestral_in_distribution():
+    ddpm = _sample(jax.random.PRNGKey(3), "ddpm")
+    ddim = _sample(jax.random.PRNGKey(4), "ddim")
+    for samples in (ddpm, ddim):
+        mean, sd = _moments(samples)
+        assert abs(mean - MU) < 0.01 and abs(sd - SD) < 0.01, (mean, sd)
+    # Same noise draws: the two update rules are algebraically the same map.
+    np.testing.assert_allclose(_sample(jax.random.PRNGKey(3), "ddim"), ddpm, atol=2e-4)
+
+
+def test_ddim_few_deterministic_steps_reach_the_data_distribution():
+    samples = _sample(jax.random.PRNGKey(5), "ddim", num_steps=50, eta=0.0)
+    mean, sd = _moments(samples)
+    assert abs(mean - MU) < 0.01 and abs(sd - SD) < 0.02, (mean, sd)
+
+
+def test_infilling_returns_known_entries_exactly():
+    known = jax.random.uniform(jax.random.PRNGKey(6), (4, 32, 3), minval=-1, maxval=1)
+    mask = (jnp.arange(32) < 8) | (jnp.arange(32) >= 24)  # the paper's task: keep 0-7 and 24-31
+    mask = mask[None, :, None]
+    runs = {
+        "ddpm": gaussian.ddpm_sample(exact_eps, SCHEDULE, jax.random.PRNGKey(7), known.shape, known=known, known_mask=mask),
+        "ddim": gaussian.ddim_sample(
+            exact_eps, SCHEDULE, jax.random.PRNGKey(7), known.shape, num_steps=20, eta=0.5, known=known, known_mask=mask
+        ),
+        "variation": gaussian.variation(exact_eps, SCHEDULE, jax.random.PRNGKey(7), known, 0.5, known_mask=mask),
+    }
+    for name, sample in runs.items():
+        full_mask = np.broadcast_to(np.asarray(mask), known.shape)
+        np.testing.assert_array_equal(np.asarray(sample.x0)[full_mask], np.asarray(known)[full_mask], err_msg=name)
+        assert not np.allclose(sample.x0[:, 8:24], known[:, 8:24]), name
+
+
+def test_trajectory_records_x0_estimates_and_ends_at_the_sample():
+    sample = gaussian.ddpm_sample(exact_eps, SCHEDULE, jax.random.PRNGKey(8), (16, 4), trajectory_every=100)
+    assert sample.trajectory.shape == (10, 16, 4)
+    np.testing.assert_array_equal(sample.trajectory_steps, np.arange(901, 0, -100))
+    # At t = 1 the posterior mean is x0_hat itself and no noise is added.
+    np.testing.assert_allclose(sample.trajectory[-1], sample.x0, atol=1e-5)
+    with pytest.raises(ValueError, match="must divide"):
+        gaussian.ddpm_sample(exact_eps, SCHEDULE, jax.random.PRNGKey(8), (2, 4), trajectory_every=300)
+
+
+@pytest.mark.parametrize("strength", [0.02, 0.2, 1.0])
+def test_variation_moves_samples_as_far_as_the_exact_posterior(strength):
+    """With the exact denoiser, a variation of x0 is a draw from p(x0 | x_t): it and x0 are independent
+    given x_t, each with the posterior variance v, so E|out - x0| = 2 sqrt(v / pi)."""
+    x0 = MU + SD * jax.random.normal(jax.random.PRNGKey(9), (4096, 8))
+    out = gaussian.variation(exact_eps, SCHEDULE, jax.random.PRNGKey(10), x0, strength, clip_x0=False).x0
+    t = round(strength * 1000)
+    a, noise = ALPHA_BARS64[t], NOISE64[t]
+    posterior_variance = SD**2 * noise / (a * SD**2 + noise)
+    np.testing.assert_allclose(float(jnp.mean(jnp.abs(out - x0))), 2 * np.sqrt(posterior_variance / np.pi), rtol=0.05)
+
+
+def test_variation_rejects_a_strength_that_reaches_no_step():
+    with pytest.raises(ValueError, match="strength"):
+        gaussian.variation(exact_eps, SCHEDULE, jax.random.PRNGKey(10), jnp.zeros((2, 3)), 0.0001)
