@@ -1,0 +1,135 @@
+"""TFDS builder `pianorolls`: fixed-length binary piano-roll segments, split by piece.
+
+Build (the default config needs no download; the chorales ship with music21):
+
+    tfds build tfds_builders/pianorolls --data_dir=data/tfds               # bach_chorales
+    tfds build tfds_builders/pianorolls --config=midi_dir --manual_dir=/path/to/midis
+    tfds build tfds_builders/pianorolls --config=lmd_full --manual_dir=/dir/with/lmd_full.tar.gz
+
+Features: `roll` uint8 [T, P] (all tracks merged), `tracks` uint8 [V, T, P] (chorales: S, A, T, B;
+MIDI: one merged track), `piece`, `start_step`, `transpose`, `key_tonic`, `key_mode` (0 major, 1 minor).
+P (the pitch range) is chosen from the data, so the roll's pitch axis is stored as unknown-sized; the
+range and the train split's statistics (density of ones r, polyphony) are saved with the dataset and
+read back with `load_statistics`.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from smdiff.data import chorales, midi_pieces
+from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
+
+
+
+@dataclasses.dataclass
+class PianorollConfig(tfds.core.BuilderConfig):
+    source: str = "bach_chorales"  # bach_chorales | midi_dir | lmd_full
+    num_tracks: int = 4
+    segment: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
+
+
+def _configs() -> list[PianorollConfig]:
+    paper_resolution = SegmentConfig(steps_per_quarter=24, segment_quarters=16, stride_quarters=8)
+    return [
+        PianorollConfig(name="bach_chorales", description="music21's four-voice Bach chorales, 4 steps/quarter."),
+        PianorollConfig(
+            name="bach_chorales_24tpq",
+            description="The chorales at the paper's 24 ticks per beat (384-step segments).",
+            segment=paper_resolution,
+        ),
+        PianorollConfig(name="midi_dir", description="Every MIDI file under --manual_dir.", source="midi_dir", num_tracks=1),
+        PianorollConfig(
+            name="lmd_full", description="Lakh MIDI (lmd_full.tar.gz in --manual_dir).", source="lmd_full", num_tracks=1
+        ),
+    ]
+
+
+class Pianorolls(tfds.core.GeneratorBasedBuilder):
+    """Binary piano-roll segments with voice tracks, splits by piece, transposed copies on train."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = _configs()
+    DEFAULT_CONFIG_NAME = "bach_chorales"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "midi_dir: pass --manual_dir=<folder of .mid files>; lmd_full: put lmd_full.tar.gz from "
+        "https://colinraffel.com/projects/lmd/ in --manual_dir. bach_chorales needs nothing."
+    )
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        config = self.builder_config
+        steps = config.segment.segment_steps
+        binary = dict(dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB)
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "roll": tfds.features.Tensor(shape=(steps, None), **binary),
+                "tracks": tfds.features.Tensor(shape=(config.num_tracks, steps, None), **binary),
+                "piece": tfds.features.Text(),
+                "start_step": tfds.features.Scalar(dtype=np.int32),
+                "transpose": tfds.features.Scalar(dtype=np.int32),
+                "key_tonic": tfds.features.Scalar(dtype=np.int32),
+                "key_mode": tfds.features.Scalar(dtype=np.int32),
+            }),
+            supervised_keys=None,
+            metadata=tfds.core.MetadataDict(),  # filled with the statistics in _split_generators
+        )
+
+    def _load_pieces(self, dl_manager):
+        config = self.builder_config
+        spq = config.segment.steps_per_quarter
+        if config.source == "bach_chorales":
+            return chorales.load_chorales(spq)
+        if config.source == "midi_dir":
+            return midi_pieces.load_midi_pieces(os.fspath(dl_manager.manual_dir), spq)
+        return midi_pieces.load_midi_pieces(os.path.join(dl_manager.manual_dir, "lmd_full.tar.gz"), spq)
+
+    def _split_generators(self, dl_manager):
+        segment = self.builder_config.segment
+        pieces, skips = self._load_pieces(dl_manager)
+        pitch_range = choose_pitch_range(pieces, segment)
+        by_split = {split: [p for p in pieces if split_of(p.name, segment) == split] for split in SPLITS}
+        empty = [split for split, members in by_split.items() if not members]
+        if empty:
+            raise RuntimeError(f"splits {empty} got no piece out of {len(pieces)}: too few pieces")
+
+        segment_skips = collections.Counter()
+        train_rolls = (
+            example["roll"]
+            for piece in by_split["train"]
+            for _, example in piece_segments(piece, "train", pitch_range, segment, segment_skips)
+        )
+        statistics = {
+            **roll_statistics(train_rolls),
+            "lowest_pitch": pitch_range.lowest_pitch,
+            "num_pitches": pitch_range.num_pitches,
+            "steps_per_quarter": segment.steps_per_quarter,
+            "segment_steps": segment.segment_steps,
+            "pieces_per_split": {split: len(members) for split, members in by_split.items()},
+            "skipped_pieces": dict(skips),
+            "skipped_train_segments": dict(segment_skips),
+        }
+        logging.info("pianorolls statistics: %s", statistics)
+        self.info.metadata.update(statistics)
+        return {
+            split: self._generate_examples(members, split, pitch_range) for split, members in by_split.items()
+        }
+
+    def _generate_examples(self, pieces, split, pitch_range):
+        skips = collections.Counter()
+        for piece in pieces:
+            yield from piece_segments(piece, split, pitch_range, self.builder_config.segment, skips)
+
+
+def load_statistics(builder: tfds.core.DatasetBuilder) -> dict:
+    """The statistics saved with a built `pianorolls` dataset (density, pitch range, polyphony, ...)."""
+    path = os.path.join(builder.data_dir, "metadata.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing: build the dataset first (see tfds_builders/pianorolls)")
+    with open(path) as f:
+        return json.load(f)
