@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from smdiff.data import melody
 from smdiff.evaluation import notes as notes_lib
 from smdiff.evaluation import overlap
 
@@ -98,13 +99,13 @@ def test_empty_and_constant_frames():
 
 def test_events_to_notes():
     events = np.zeros(32, dtype=np.int32)
-    events[0] = 60 - notes_lib.PITCH_OFFSET  # note-on C4, held by NO_EVENTs
-    events[4] = notes_lib.NOTE_OFF
-    events[8] = 62 - notes_lib.PITCH_OFFSET  # ended by the next note-on
-    events[10] = 64 - notes_lib.PITCH_OFFSET  # held to the end of the melody
+    events[0] = 60 - melody.PITCH_TO_CLASS  # note-on C4, held by NO_EVENTs
+    events[4] = melody.NOTE_OFF
+    events[8] = 62 - melody.PITCH_TO_CLASS  # ended by the next note-on
+    events[10] = 64 - melody.PITCH_TO_CLASS  # held to the end of the melody
     np.testing.assert_array_equal(notes_lib.events_to_notes(events), [[0, 4, 60], [8, 10, 62], [10, 32, 64]])
     assert notes_lib.events_to_notes(np.zeros(32, dtype=np.int32)).shape == (0, 3)
-    with pytest.raises(ValueError, match="event classes"):
+    with pytest.raises(ValueError, match="classes"):
         notes_lib.events_to_notes(np.array([0, 95]))
 
 

@@ -1,30 +1,23 @@
-"""Decoded melody events -> notes, the input of the overlapping-area metric and the note statistics.
+"""Decoded melody events -> note arrays, the input of the overlapping-area metric and the note statistics.
 
-Events use the 90-class melody encoding (smdiff.data): 0 = NO_EVENT (hold the sounding note, or keep
-resting), 1 = NOTE_OFF, 2..89 = note-on of MIDI pitch class + 19 (21..108), one event per 16th-note step.
+The decoding rule (a note-on lasts until the next note-on, NOTE_OFF or the melody's end) is the data
+package's `events_to_note_sequence`; this only reads its notes back onto the 16th-note step grid.
 """
 import numpy as np
 
-NO_EVENT = 0
-NOTE_OFF = 1
-FIRST_PITCH_CLASS = 2
-PITCH_OFFSET = 19  # MIDI pitch = class + PITCH_OFFSET
-NUM_CLASSES = 90
+from smdiff.data import melody
+
+_QPM = 120.0
+_STEPS_PER_SECOND = _QPM * melody.STEPS_PER_QUARTER / 60.0
 
 
 def events_to_notes(events: np.ndarray) -> np.ndarray:
     """Notes int64 [n, 3] = (start_step, end_step, pitch) of one melody's events int [num_steps].
 
-    A note starts at a note-on and lasts until the next note-on, NOTE_OFF, or the end of the melody.
-    (k decoded 2-bar chunks are concatenated into k * 32 steps first; a chunk boundary does not end a
-    note, as in the MIDI the chunks make together.)
+    k decoded 2-bar chunks are concatenated into k * 32 steps first; a chunk boundary does not end a
+    held note, as in the MIDI file the chunks make together.
     """
-    events = np.asarray(events).reshape(-1)
-    if events.size and (events.min() < 0 or events.max() >= NUM_CLASSES):
-        raise ValueError(f"event classes must lie in [0, {NUM_CLASSES}), got [{events.min()}, {events.max()}]")
-    onsets = np.flatnonzero(events >= FIRST_PITCH_CLASS)
-    # Every note-on or NOTE_OFF ends the note before it; the melody's end closes the last one.
-    boundaries = np.append(np.flatnonzero(events >= NOTE_OFF), events.size)
-    ends = boundaries[np.searchsorted(boundaries, onsets, side="right")]
-    pitches = events[onsets].astype(np.int64) + PITCH_OFFSET
-    return np.stack([onsets, ends, pitches], axis=1).astype(np.int64).reshape(-1, 3)
+    ns = melody.events_to_note_sequence(np.asarray(events).reshape(-1), qpm=_QPM)
+    notes = [(round(n.start_time * _STEPS_PER_SECOND), round(n.end_time * _STEPS_PER_SECOND), n.pitch)
+             for n in ns.notes]
+    return np.array(notes, dtype=np.int64).reshape(-1, 3)
