@@ -5,3 +5,15 @@ section below registers one part of smdiff under a gin module name, so gin files
 `melody_vae.MelodyVAE.hidden_size = 256` and the like.
 """
 import gin
+
+# --- training core (smdiff/training, smdiff/train.py) -------------------------------------------------
+# Gin files bind `train.task = @SomeTask()`, `train.train_data = @train/TfdsSource()`,
+# `train.optimizer = @OptimizerConfig()` and the run options of `train` (see gin/runs/).
+from smdiff import train as _train_module
+from smdiff.training import input_pipeline as _input_pipeline
+from smdiff.training import optimizer as _optimizer
+
+train = gin.external_configurable(_train_module.train, name="train", module="smdiff", denylist=["workdir"])
+gin.external_configurable(_optimizer.OptimizerConfig, name="OptimizerConfig", module="training")
+gin.external_configurable(_input_pipeline.TfdsSource, name="TfdsSource", module="training")
+# --- end training core ---

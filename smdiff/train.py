@@ -1,0 +1,236 @@
+"""Train any smdiff Task: the one train loop, its gin-configured entry point, and `load_trained`.
+
+    smdiff train --gin_file=gin/experiments/<run>.gin --workdir=/tmp/run [--gin_bindings='train.num_train_steps=10']
+
+The workdir receives `config.gin` (every binding, at start), `operative_config.gin` (the bindings the
+run used, at the end), `checkpoints/`, `metrics.jsonl` and `tensorboard/`. Rerunning the same command
+on the same workdir resumes from the latest checkpoint on the same trajectory.
+
+Multi-process runs (SLURM, TPU pods) call `jax.distributed.initialize()` first; `main` does that when
+the launcher sets `SMDIFF_DISTRIBUTED=1` (see `launch/`).
+"""
+import dataclasses
+import itertools
+import os
+import time
+from typing import Sequence
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from smdiff.training import input_pipeline, sharding
+from smdiff.training.checkpointing import Checkpointer
+from smdiff.training.input_pipeline import DataSource
+from smdiff.training.optimizer import OptimizerConfig
+from smdiff.training.task import Metrics, Task
+from smdiff.training.train_state import TrainState, create_train_state, make_eval_step, make_train_step
+from smdiff.training.writers import create_writer
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or Inf loss or gradient; the last good checkpoint is left intact."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` hands back: the final state and the last metrics written."""
+
+    state: TrainState
+    train_metrics: dict[str, float]
+    eval_metrics: dict[str, float]
+
+
+def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSource | None = None, *,
+          optimizer: OptimizerConfig = OptimizerConfig(), global_batch_size: int = 64,
+          num_train_steps: int = 1000, ema_decay: float = 0.0, seed: int = 0, shuffle_buffer: int = 10_000,
+          log_every_steps: int = 100, eval_every_steps: int = 1000, num_eval_batches: int = 10,
+          checkpoint_every_steps: int = 1000, keep_checkpoints: int = 3, keep_every_steps: int | None = None,
+          async_checkpointing: bool = True, wandb_project: str | None = None) -> TrainResult:
+    """Trains `task` for `num_train_steps` optimizer steps in total, resuming from `workdir` if it holds a checkpoint.
+
+    Args:
+      workdir: run directory (checkpoints, metrics).
+      task: the model's Task (see smdiff/training/task.py).
+      train_data, eval_data: a TfdsSource (or a finite tf.data.Dataset of dicts); each process reads its slice.
+      optimizer: Adam, learning-rate schedule and clipping.
+      global_batch_size: examples per step over all devices (must divide by the device count).
+      num_train_steps: total steps of the run (a resumed run continues up to it).
+      ema_decay: decay of the parameter EMA; 0 disables it.
+      seed: fixes initialisation, per-step RNG and the data order.
+      shuffle_buffer: tf.data shuffle buffer (0 = file order).
+      log_every_steps: train metrics (averaged since the last write), steps/s and examples/s.
+      eval_every_steps, num_eval_batches: evaluation on the same `num_eval_batches` batches each time
+        (also with the EMA params under `eval_ema/` when EMA is on).
+      checkpoint_every_steps, keep_checkpoints, keep_every_steps: save period and retention
+        (newest N, plus every multiple of keep_every_steps). The last step is always saved.
+      async_checkpointing: save in the background.
+      wandb_project: log to W&B too (process 0; WANDB_MODE=offline works without network).
+
+    Raises:
+      NonFiniteLossError: a step gave a NaN/Inf loss or gradient (nothing of that step is saved).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    mesh = sharding.make_mesh()
+    process_batch_size = sharding.per_process_batch_size(global_batch_size, mesh)
+    tx = optimizer.make()
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=keep_checkpoints,
+                                keep_period=keep_every_steps, asynchronous=async_checkpointing)
+    start_step = checkpointer.latest_step() or 0
+    batches = input_pipeline.train_batches(train_data, process_batch_size, seed, shuffle_buffer, start_batch=start_step)
+    first_batch = next(batches)
+    batches = itertools.chain([first_batch], batches)
+
+    state = create_train_state(task, tx, jax.random.PRNGKey(seed), sharding.global_batch(first_batch, mesh),
+                               mesh, use_ema=ema_decay > 0)
+    data_position = {"batches_consumed": 0, "seed": seed, "global_batch_size": global_batch_size}
+    if start_step:
+        state, saved_position = checkpointer.restore(state)
+        _check_resumable(saved_position, data_position, start_step)
+        logging.info("resumed from the checkpoint at step %d in %s", start_step, workdir)
+    param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+    logging.info("%d parameters; global batch %d on %d devices in %d process(es)", param_count,
+                 global_batch_size, mesh.devices.size, jax.process_count())
+
+    writer = create_writer(workdir, wandb_project, config={"global_batch_size": global_batch_size,
+                                                           "num_train_steps": num_train_steps, "seed": seed})
+    train_step = make_train_step(task, tx, optimizer.schedule(), ema_decay, mesh)
+    eval_step = make_eval_step(task, mesh)
+    train_metrics: dict[str, float] = {}
+    eval_metrics: dict[str, float] = {}
+    metric_sums, steps_in_sums, last_log_time = None, 0, time.perf_counter()
+    try:
+        for step in range(start_step, num_train_steps):
+            state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
+            if not bool(jax.device_get(metrics["finite"])):
+                checkpointer.wait()
+                raise NonFiniteLossError(
+                    f"non-finite loss ({float(metrics['loss'])}) or gradient norm ({float(metrics['grad_norm'])}) "
+                    f"in the update at step {step}; training stopped, nothing of this step was saved. "
+                    f"Last good checkpoint: step {checkpointer.latest_step()} in {workdir}/checkpoints")
+            metric_sums = metrics if metric_sums is None else jax.tree.map(np.add, metric_sums, metrics)
+            steps_in_sums += 1
+            done = step + 1
+            if done % log_every_steps == 0 or done == num_train_steps:
+                elapsed = time.perf_counter() - last_log_time
+                train_metrics = {f"train/{name}": float(value) / steps_in_sums
+                                 for name, value in jax.device_get(metric_sums).items() if name != "finite"}
+                train_metrics["train/steps_per_sec"] = steps_in_sums / elapsed
+                train_metrics["train/examples_per_sec"] = steps_in_sums * global_batch_size / elapsed
+                writer.write_scalars(done, train_metrics)
+                metric_sums, steps_in_sums, last_log_time = None, 0, time.perf_counter()
+            if eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps):
+                eval_metrics = _evaluate(eval_step, state, eval_data, process_batch_size, num_eval_batches, mesh, seed)
+                writer.write_scalars(done, eval_metrics)
+                last_log_time = time.perf_counter()  # evaluation time is not training throughput
+            if done % checkpoint_every_steps == 0 or done == num_train_steps:
+                checkpointer.save(state, {**data_position, "batches_consumed": done})
+        checkpointer.wait()
+    finally:
+        writer.close()
+        checkpointer.close()
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics)
+
+
+def _check_resumable(saved: dict, current: dict, step: int) -> None:
+    """A run resumes exactly only with the same seed and batch size, and when the data position is the step."""
+    if saved["batches_consumed"] != step:
+        raise ValueError(f"checkpoint at step {step} records {saved['batches_consumed']} consumed batches")
+    for key in ("seed", "global_batch_size"):
+        if saved[key] != current[key]:
+            raise ValueError(f"the checkpoint was trained with {key}={saved[key]} but this run has {key}="
+                             f"{current[key]}; resuming would change the data order. Use a new workdir.")
+
+
+def _evaluate(eval_step, state: TrainState, eval_data: DataSource, batch_size: int, num_batches: int,
+              mesh, seed: int) -> dict[str, float]:
+    """Means over the fixed evaluation batches, of the params and (under `eval_ema/`) of the EMA params."""
+    variants = {"eval": state.params}
+    if state.ema_params is not None:
+        variants["eval_ema"] = state.ema_params
+    sums: dict[str, Metrics] = {}
+    rng = jax.random.PRNGKey(seed + 1)  # the same keys at every evaluation
+    count = 0
+    for index, batch in enumerate(input_pipeline.eval_batches(eval_data, batch_size, num_batches)):
+        batch = sharding.global_batch(batch, mesh)
+        for prefix, params in variants.items():
+            metrics = eval_step(params, batch, jax.random.fold_in(rng, index))
+            sums[prefix] = metrics if prefix not in sums else jax.tree.map(np.add, sums[prefix], metrics)
+        count += 1
+    return {f"{prefix}/{name}": float(value) / count
+            for prefix, metrics in jax.device_get(sums).items() for name, value in metrics.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point and loading a trained model (the only gin-aware code here; gin itself is imported lazily).
+
+CONFIG_FILE = "config.gin"
+OPERATIVE_CONFIG_FILE = "operative_config.gin"
+
+
+def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tuple[Task, object]:
+    """(task, params) of a run: the Task rebuilt from the workdir's gin config, params of `step`
+    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices."""
+    import gin
+
+    from smdiff import configurables  # noqa: F401  (registers everything gin may name)
+
+    config_path = next((os.path.join(workdir, name) for name in (OPERATIVE_CONFIG_FILE, CONFIG_FILE)
+                        if os.path.exists(os.path.join(workdir, name))), None)
+    if config_path is None:
+        raise FileNotFoundError(f"{workdir} has neither {OPERATIVE_CONFIG_FILE} nor {CONFIG_FILE}: not a train workdir")
+    gin.clear_config()
+    gin.parse_config_file(config_path)
+    task_reference = gin.query_parameter("train.task")
+    task = task_reference.scoped_configurable_fn()
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=ema, step=step)
+    finally:
+        checkpointer.close()
+    return task, params
+
+
+def define_flags() -> None:
+    """The entry points share these flag names; whichever module is imported first defines them."""
+    if "gin_file" not in flags.FLAGS:
+        flags.DEFINE_multi_string("gin_file", [], "gin files, applied in order (repeatable)")
+    if "gin_bindings" not in flags.FLAGS:
+        flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, applied after the files (repeatable)")
+    if "workdir" not in flags.FLAGS:
+        flags.DEFINE_string("workdir", None, "run directory; an existing one is resumed")
+
+
+def main(argv: Sequence[str]) -> None:
+    """absl main: parse gin, write config.gin, run the gin-configured `train`, write operative_config.gin."""
+    import gin
+
+    from smdiff import configurables
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected positional arguments {list(argv[1:])}; use --gin_file/--gin_bindings")
+    workdir = flags.FLAGS.workdir
+    if not workdir:
+        raise app.UsageError("--workdir is required")
+    if os.environ.get("SMDIFF_DISTRIBUTED") == "1":
+        jax.distributed.initialize()  # coordinator and process ids from the launcher's environment
+    gin.parse_config_files_and_bindings(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings)
+    os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:
+        _write(os.path.join(workdir, CONFIG_FILE), gin.config_str())
+    try:
+        configurables.train(workdir=workdir)
+    finally:
+        if jax.process_index() == 0:
+            _write(os.path.join(workdir, OPERATIVE_CONFIG_FILE), gin.operative_config_str())
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+define_flags()
+
+if __name__ == "__main__":
+    app.run(main)

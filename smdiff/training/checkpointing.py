@@ -1,0 +1,78 @@
+"""Orbax checkpoints of the whole run: TrainState (params, EMA, optimizer state, step, RNG) + data position.
+
+Each checkpoint is a step directory with two items: `state` (the TrainState's arrays) and `data`
+(JSON: how many training batches the input pipeline has consumed, and its seed). Saving is
+asynchronous; `wait()` blocks until the last save is on disk. Retention: the newest `max_to_keep`
+checkpoints, plus every step that is a multiple of `keep_period` (when set).
+"""
+import os
+
+import flax.serialization
+import jax
+import orbax.checkpoint as ocp
+
+from smdiff.training.train_state import TrainState
+
+
+class Checkpointer:
+    """Saves and restores a run's TrainState and data position in `directory`."""
+
+    def __init__(self, directory: str, max_to_keep: int = 3, keep_period: int | None = None,
+                 asynchronous: bool = True):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, keep_period=keep_period or None, create=True,
+            enable_async_checkpointing=asynchronous)
+        self._manager = ocp.CheckpointManager(
+            os.path.abspath(directory), options=options,
+            item_handlers={"state": ocp.PyTreeCheckpointHandler(), "data": ocp.JsonCheckpointHandler()})
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, state: TrainState, data_position: dict[str, int]) -> None:
+        """Starts saving (asynchronously) under the state's step; an existing step is left as it is."""
+        step = int(jax.device_get(state.step))
+        if step in self._manager.all_steps():
+            return
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.PyTreeSave(flax.serialization.to_state_dict(state)),
+            data=ocp.args.JsonSave(data_position)), force=True)
+
+    def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, int]]:
+        """Restores `step` (default: latest) with the shapes, dtypes and shardings of `like`."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                                flax.serialization.to_state_dict(like))
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=_restore_args(abstract), data=ocp.args.JsonRestore()))
+        return flax.serialization.from_state_dict(like, restored["state"]), dict(restored["data"])
+
+    def restore_params(self, sharding: jax.sharding.Sharding, ema: bool = True, step: int | None = None):
+        """Only the parameters of `step` (default: latest), placed with `sharding`: the EMA params when
+        `ema` and the run kept them, else the raw params. Needs no Task or optimizer."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
+        saved = self._manager.item_metadata(step)["state"]
+        key = "ema_params" if ema and saved.get("ema_params") is not None else "params"
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved[key])
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=_restore_args({key: abstract}, partial=True)))
+        return restored["state"][key]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def _restore_args(abstract, partial: bool = False) -> ocp.args.PyTreeRestore:
+    """Restore `abstract`'s tree of ShapeDtypeStructs with their shardings (a subtree when `partial`)."""
+    return ocp.args.PyTreeRestore(item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                                  partial_restore=partial)

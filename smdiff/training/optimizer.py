@@ -1,0 +1,66 @@
+"""Optimizers, learning-rate schedules and the EMA of parameters.
+
+The papers all use Adam with an exponentially decaying learning rate and global-norm gradient
+clipping: Mittal et al. x0.98 every 4000 steps (staircase); MusicVAE x0.9999 every step towards a floor
+of 1e-5 (Magenta computes `(lr - min_lr) * decay_rate**step + min_lr`, which is what
+`min_learning_rate` means here).
+"""
+import dataclasses
+
+import jax
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam with exponential learning-rate decay and optional global-norm clipping.
+
+    Attributes:
+      learning_rate: initial learning rate.
+      decay_steps: steps per decay period (`transition_steps` in optax).
+      decay_rate: factor per period; 1.0 keeps the rate constant.
+      staircase: decay in whole periods (paper) rather than continuously.
+      min_learning_rate: the floor the rate decays towards (Magenta style asymptote; 0 = none).
+      clip_norm: global gradient-norm clip; 0 disables clipping.
+      b1, b2, eps: Adam's moment decays and epsilon.
+    """
+
+    learning_rate: float = 1e-3
+    decay_steps: int = 4000
+    decay_rate: float = 0.98
+    staircase: bool = True
+    min_learning_rate: float = 0.0
+    clip_norm: float = 1.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.learning_rate <= 0 or self.min_learning_rate < 0 or self.min_learning_rate > self.learning_rate:
+            raise ValueError(f"need 0 <= min_learning_rate <= learning_rate and learning_rate > 0: {self}")
+        if self.decay_steps <= 0 or not 0 < self.decay_rate <= 1:
+            raise ValueError(f"need decay_steps > 0 and 0 < decay_rate <= 1: {self}")
+        if self.clip_norm < 0:
+            raise ValueError(f"clip_norm must be >= 0 (0 disables clipping): {self}")
+
+    def schedule(self) -> optax.Schedule:
+        """step -> learning rate."""
+        decaying = optax.exponential_decay(
+            init_value=self.learning_rate - self.min_learning_rate,
+            transition_steps=self.decay_steps,
+            decay_rate=self.decay_rate,
+            staircase=self.staircase)
+        return lambda step: decaying(step) + self.min_learning_rate
+
+    def make(self) -> optax.GradientTransformation:
+        """The optax transformation: clip (if enabled), then Adam scaled by the schedule."""
+        adam = optax.adam(self.schedule(), b1=self.b1, b2=self.b2, eps=self.eps)
+        if self.clip_norm == 0:
+            return adam
+        return optax.chain(optax.clip_by_global_norm(self.clip_norm), adam)
+
+
+def ema_update(ema_params, params, decay: float):
+    """One step of the exponential moving average: ema <- decay * ema + (1 - decay) * params."""
+    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p.astype(e.dtype), ema_params, params)
+

@@ -1,0 +1,133 @@
+"""Training-core mechanics: sharded step equality, exact resume, NaN guard, retention, schedules.
+
+These use the tiny deterministic regression Task of tests/training_tiny_task.py: they test equality of
+trajectories and the loop's guarantees, not learning (real-music runs are in the model tests).
+"""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from smdiff import train as train_module
+from smdiff.training import input_pipeline, sharding
+from smdiff.training.checkpointing import Checkpointer
+from smdiff.training.optimizer import OptimizerConfig
+from smdiff.training.train_state import create_train_state, make_train_step
+from training_tiny_task import TinyRegressionTask, regression_arrays, regression_dataset
+
+OPTIMIZER = OptimizerConfig(learning_rate=0.05, decay_steps=2, decay_rate=0.9, clip_norm=1.0)
+
+
+def _run(workdir, num_train_steps, task=TinyRegressionTask(), **options):
+    kwargs = dict(optimizer=OPTIMIZER, global_batch_size=16, num_train_steps=num_train_steps, ema_decay=0.9,
+                  seed=3, shuffle_buffer=8, log_every_steps=2, eval_every_steps=4, num_eval_batches=2,
+                  checkpoint_every_steps=2)
+    kwargs.update(options)
+    return train_module.train(str(workdir), task, regression_dataset(40), regression_dataset(24), **kwargs)
+
+
+def test_sharded_step_equals_single_device_step():
+    assert len(jax.devices()) == 8, "conftest should give 8 simulated CPU devices"
+    task, tx = TinyRegressionTask(), OPTIMIZER.make()
+    local_batch = {name: value[:16] for name, value in regression_arrays(16).items()}
+    final = {}
+    for num_devices in (1, 8):
+        mesh = sharding.make_mesh(jax.devices()[:num_devices])
+        batch = sharding.global_batch(local_batch, mesh)
+        state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, mesh, use_ema=True)
+        step = make_train_step(task, tx, OPTIMIZER.schedule(), 0.5, mesh)
+        for _ in range(3):
+            state, metrics = step(state, batch)
+        assert len(batch["x"].sharding.device_set) == num_devices
+        final[num_devices] = (jax.device_get(state.params), jax.device_get(state.ema_params), float(metrics["loss"]))
+    for single, sharded in zip(jax.tree.leaves(final[1]), jax.tree.leaves(final[8])):
+        np.testing.assert_allclose(single, sharded, rtol=1e-5, atol=1e-6)
+
+
+def test_resumed_input_pipeline_sees_the_same_batches():
+    """40 examples, batches of 6: batches 4..9 cross epoch boundaries and must match exactly."""
+    def batches(start, count):
+        iterator = input_pipeline.train_batches(regression_dataset(40), 6, seed=7, shuffle_buffer=16, start_batch=start)
+        return [next(iterator)["y"] for _ in range(count)]
+
+    uninterrupted, resumed = batches(0, 10), batches(4, 6)
+    for expected, actual in zip(uninterrupted[4:], resumed):
+        np.testing.assert_array_equal(expected, actual)
+    # Each epoch is a permutation of all 40 examples, in a different order each epoch.
+    epochs = np.concatenate(uninterrupted)[:60]  # epoch 0 and half of epoch 1
+    np.testing.assert_array_equal(np.sort(epochs[:40]), np.sort(regression_arrays(40)["y"]))
+    assert not np.array_equal(epochs[:20], epochs[40:60])
+    # String features (song ids) cannot be device arrays and are dropped.
+    assert set(next(input_pipeline.train_batches(regression_dataset(40), 6, seed=7))) == {"x", "y"}
+
+
+def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
+    uninterrupted = _run(tmp_path / "straight", 8)
+    _run(tmp_path / "resumed", 5)  # "killed" after step 5: its last checkpoint is the final step 5
+    resumed = _run(tmp_path / "resumed", 8)
+    for field in ("params", "ema_params", "opt_state", "step"):
+        for a, b in zip(jax.tree.leaves(getattr(uninterrupted.state, field)), jax.tree.leaves(getattr(resumed.state, field))):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert int(resumed.state.step) == 8
+    assert resumed.eval_metrics.keys() == {"eval/mse", "eval_ema/mse"}
+    # The resumed run only trained steps 6..8, and logged them.
+    logged_steps = [json.loads(line).get("step") for line in open(tmp_path / "resumed" / "metrics.jsonl")]
+    assert logged_steps.count(8) == 2 and 6 in logged_steps  # train + eval at 8
+    assert uninterrupted.train_metrics["train/steps_per_sec"] > 0
+    assert uninterrupted.train_metrics["train/examples_per_sec"] == pytest.approx(
+        16 * uninterrupted.train_metrics["train/steps_per_sec"])
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(train_module.NonFiniteLossError, match=r"at step 5\b.*Last good checkpoint: step 4"):
+        _run(tmp_path, 10, task=TinyRegressionTask(nan_from_step=5))
+    checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+    assert checkpointer.all_steps() == [2, 4]
+    params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=False)
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))
+    checkpointer.close()
+
+
+def test_checkpoint_retention_keeps_last_n_and_every_m(tmp_path):
+    _run(tmp_path, 9, checkpoint_every_steps=1, keep_checkpoints=2, keep_every_steps=4, eval_every_steps=100)
+    checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+    assert checkpointer.all_steps() == [4, 8, 9]  # multiples of 4, plus the newest two
+    checkpointer.close()
+
+
+def test_resume_with_a_different_seed_is_refused(tmp_path):
+    _run(tmp_path, 2, eval_every_steps=100)
+    with pytest.raises(ValueError, match="seed=3 but this run has seed=4"):
+        _run(tmp_path, 4, seed=4)
+
+
+def test_global_batch_must_divide_over_devices(tmp_path):
+    with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+        _run(tmp_path, 1, global_batch_size=12)
+
+
+def test_staircase_schedule_with_magenta_style_floor():
+    schedule = OptimizerConfig(learning_rate=1e-3, decay_steps=4000, decay_rate=0.98).schedule()
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(3999)) == pytest.approx(1e-3)
+    assert float(schedule(4000)) == pytest.approx(0.98e-3)
+    assert float(schedule(8001)) == pytest.approx(0.98 ** 2 * 1e-3)
+    magenta = OptimizerConfig(learning_rate=1e-3, decay_steps=1, decay_rate=0.9999, staircase=False,
+                              min_learning_rate=1e-5).schedule()
+    assert float(magenta(1000)) == pytest.approx((1e-3 - 1e-5) * 0.9999 ** 1000 + 1e-5, rel=1e-4)  # float32 powers
+    with pytest.raises(ValueError):
+        OptimizerConfig(learning_rate=1e-3, min_learning_rate=1e-2)
+
+
+def test_clipping_scales_the_gradient_to_the_global_norm():
+    """Adam's first moment after one step is (1 - b1) * the gradient it saw: norm 0.1 * 0.5 when clipped."""
+    params, grads = {"w": jnp.zeros(3)}, {"w": jnp.array([30.0, 40.0, 0.0])}
+    for clip_norm, seen_norm in ((0.5, 0.5), (0.0, 50.0)):
+        tx = OptimizerConfig(learning_rate=1.0, decay_rate=1.0, clip_norm=clip_norm).make()
+        _, state = tx.update(grads, tx.init(params), params)
+        first_moment = optax.tree_utils.tree_get(state, "mu")["w"]
+        np.testing.assert_allclose(np.linalg.norm(first_moment), 0.1 * seen_norm, rtol=1e-5)
