@@ -1,0 +1,37 @@
+"""Metric writers: JSON lines in the workdir, TensorBoard events, and W&B in offline mode (no network)."""
+import glob
+import json
+import os
+
+import numpy as np
+
+from smdiff.training import writers
+
+
+def test_default_writer_writes_json_lines_and_tensorboard(tmp_path):
+    writer = writers.create_writer(str(tmp_path))
+    writer.write_scalars(1, {"train/loss": np.float32(2.5), "train/steps_per_sec": 3.0})
+    writer.write_scalars(2, {"train/loss": 1.25})
+    writer.write_texts(2, {"note": "halfway"})
+    writer.write_images(2, {"roll": np.zeros((1, 4, 4, 1), np.float32)})  # TensorBoard only
+    writer.close()
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert records == [{"step": 1, "train/loss": 2.5, "train/steps_per_sec": 3.0},
+                       {"step": 2, "train/loss": 1.25}, {"step": 2, "note": "halfway"}]
+    assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
+
+
+def test_wandb_writer_works_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    writer = writers.create_writer(str(tmp_path), wandb_project="smdiff-test", config={"seed": 3})
+    writer.write_scalars(1, {"train/loss": 2.75})
+    writer.write_images(1, {"piano_roll": np.full((2, 8, 8, 1), 255, np.uint8)})
+    writer.write_histograms(1, {"weights": np.arange(10.0)})
+    writer.close()
+    runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    assert len(runs) == 1, os.listdir(tmp_path / "wandb")
+    (log_file,) = glob.glob(os.path.join(runs[0], "run-*.wandb"))
+    logged = open(log_file, "rb").read()
+    assert b"train/loss" in logged and b"2.75" in logged and b"weights" in logged
+    assert glob.glob(os.path.join(runs[0], "files", "media", "images", "piano_roll_1_*.png"))
