@@ -1,0 +1,218 @@
+"""The latent space of the priors: VAE latents of melody windows, their active dims and [-1, 1] scaling.
+
+Mittal et al. keep the latent dims the VAE actually uses (mean posterior sigma over the train set below
+0.98: 42 of 512 for `cat-mel_2bar_big`) and scale them with ONE global min and max over all train
+elements: x = 2 (z - min) / (max - min) - 1. The train statistics are applied to every split (the
+released code recomputed them per split, a bug). Decoding inverts the scaling and refills the unused
+dims with N(0, 1) draws, as the prior would.
+
+`WindowEncoder` turns event windows [n, k, 32] into (mu, sigma, z) [n, k, z_size] with the VAE encoder,
+jitted and sharded over every device; z = mu + sigma * eps with eps seeded by the window itself, so two
+passes over the data (statistics, then writing) draw the same z.
+"""
+import dataclasses
+import json
+import os
+import zlib
+from typing import Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from smdiff.data.chunks import all_rest
+from smdiff.models.melody_vae import MelodyVAE
+from smdiff.training import sharding
+
+DEFAULT_SIGMA_THRESHOLD = 0.98
+SCALING_METADATA_KEY = "scaling"  # where melody_latents keeps the scaling in its metadata.json
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentScaling:
+    """Active dims and the train split's global min/max: everything the inverse transform needs."""
+
+    active_dims: tuple[int, ...]  # indices into the VAE's z, ascending
+    minimum: float
+    maximum: float
+    z_size: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "active_dims", tuple(int(d) for d in self.active_dims))
+        dims = np.asarray(self.active_dims)
+        if not len(dims) or np.any(np.diff(dims) <= 0) or dims[0] < 0 or dims[-1] >= self.z_size:
+            raise ValueError(f"active_dims must be ascending, distinct and within 0..{self.z_size - 1}: {self.active_dims}")
+        if not self.maximum > self.minimum:
+            raise ValueError(f"need maximum > minimum, got {self.minimum}, {self.maximum}")
+
+    @property
+    def dim(self) -> int:
+        """d, the width of the priors' latents."""
+        return len(self.active_dims)
+
+    def to_model(self, z: jnp.ndarray) -> jnp.ndarray:
+        """VAE latents z [..., z_size] -> the priors' x [..., d] in [-1, 1] (train range)."""
+        if z.shape[-1] != self.z_size:
+            raise ValueError(f"to_model expects [..., {self.z_size}] latents, got {z.shape}")
+        active = z[..., np.asarray(self.active_dims)]
+        return 2.0 * (active - self.minimum) / (self.maximum - self.minimum) - 1.0
+
+    def to_vae(self, x: jnp.ndarray, rng: jax.Array) -> jnp.ndarray:
+        """The priors' x [..., d] -> VAE latents z [..., z_size], unused dims drawn from N(0, 1)."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"to_vae expects [..., {self.dim}] latents, got {x.shape}")
+        active = (x + 1.0) / 2.0 * (self.maximum - self.minimum) + self.minimum
+        z = jax.random.normal(rng, x.shape[:-1] + (self.z_size,), jnp.asarray(x).dtype)
+        return z.at[..., np.asarray(self.active_dims)].set(active)
+
+    def to_dict(self) -> dict:
+        return {"active_dims": list(self.active_dims), "minimum": self.minimum, "maximum": self.maximum,
+                "z_size": self.z_size}
+
+    def save(self, path: str) -> None:
+        """Writes the scaling as JSON to `path`."""
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(self.to_dict(), file, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "LatentScaling":
+        """From a JSON file written by `save`, or from a prepared melody_latents dataset directory (its
+        metadata.json holds the scaling)."""
+        if os.path.isdir(path):
+            metadata_path = os.path.join(path, "metadata.json")
+            if not os.path.exists(metadata_path):
+                raise FileNotFoundError(f"{path} has no metadata.json: not a prepared melody_latents dataset")
+            with open(metadata_path, encoding="utf-8") as file:
+                metadata = json.load(file)
+            if SCALING_METADATA_KEY not in metadata:
+                raise KeyError(f"{metadata_path} has no {SCALING_METADATA_KEY!r}: not a melody_latents dataset")
+            return cls(**metadata[SCALING_METADATA_KEY])
+        with open(path, encoding="utf-8") as file:
+            return cls(**json.load(file))
+
+
+def select_active_dims(mean_sigma: np.ndarray, threshold: float = DEFAULT_SIGMA_THRESHOLD) -> np.ndarray:
+    """Indices of the dims whose mean posterior sigma [z_size] is below `threshold` (the used ones)."""
+    active = np.flatnonzero(np.asarray(mean_sigma) < threshold)
+    if not active.size:
+        raise ValueError(
+            f"no latent dim has mean posterior sigma below {threshold} (smallest: {np.min(mean_sigma):.4f}); "
+            "the VAE has collapsed to its prior or the threshold is too low"
+        )
+    return active
+
+
+class TrainStatistics:
+    """Streams over the train split's latents: per-dim sum of sigma and per-dim min/max of z."""
+
+    def __init__(self, z_size: int):
+        self.z_size = z_size
+        self.count = 0
+        self.sigma_sum = np.zeros(z_size, np.float64)
+        self.z_min = np.full(z_size, np.inf)
+        self.z_max = np.full(z_size, -np.inf)
+
+    def update(self, sigma: np.ndarray, z: np.ndarray) -> None:
+        """sigma, z: [..., z_size] (one entry per chunk)."""
+        sigma = np.asarray(sigma, np.float64).reshape(-1, self.z_size)
+        z = np.asarray(z).reshape(-1, self.z_size)
+        self.count += len(sigma)
+        self.sigma_sum += sigma.sum(0)
+        self.z_min = np.minimum(self.z_min, z.min(0))
+        self.z_max = np.maximum(self.z_max, z.max(0))
+
+    @property
+    def mean_sigma(self) -> np.ndarray:
+        if not self.count:
+            raise ValueError("no train latents were seen; cannot choose active dims")
+        return self.sigma_sum / self.count
+
+    def scaling(self, threshold: float = DEFAULT_SIGMA_THRESHOLD) -> LatentScaling:
+        """Active dims by mean sigma < threshold; one global min/max over those dims of z."""
+        dims = select_active_dims(self.mean_sigma, threshold)
+        return LatentScaling(tuple(dims), float(self.z_min[dims].min()), float(self.z_max[dims].max()), self.z_size)
+
+
+def window_seed(song_id: str, start_chunk: int, events: np.ndarray) -> int:
+    """A uint32 seed that names one window (content included: a song may have several melodies)."""
+    return zlib.crc32(np.asarray(events, np.int32).tobytes(), zlib.crc32(f"{song_id}#{start_chunk}".encode()))
+
+
+class WindowEncoder:
+    """Encodes event windows [n, k, 32] with a MelodyVAE into (mu, sigma, z), each [n, k, z_size].
+
+    One jitted function per window shape; the batch is split over the `data` axis of a mesh over all
+    devices (batches are padded up to a multiple of the device count and the padding dropped).
+    """
+
+    def __init__(self, model: MelodyVAE, params, seed: int = 0):
+        self.model = model
+        self.z_size = model.config.z_size
+        self.mesh = sharding.make_mesh()
+        self._params = jax.device_put(params, sharding.replicated(self.mesh))
+        self._base_key = jax.random.PRNGKey(seed)
+        batch = sharding.batch_sharding(self.mesh)
+        self._encode = jax.jit(self._encode_batch, in_shardings=(sharding.replicated(self.mesh), batch, batch),
+                               out_shardings=batch)
+
+    def _encode_batch(self, params, events: jax.Array, seeds: jax.Array):
+        n, k, steps = events.shape
+        mu, sigma = self.model.apply({"params": params}, events.reshape(n * k, steps), method=self.model.encode)
+        mu, sigma = mu.reshape(n, k, -1), sigma.reshape(n, k, -1)
+        noise = jax.vmap(lambda s: jax.random.normal(jax.random.fold_in(self._base_key, s), mu.shape[1:]))(seeds)
+        return mu, sigma, mu + sigma * noise
+
+    def __call__(self, events: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """events int32 [n, k, 32], seeds uint32 [n] (see `window_seed`) -> host (mu, sigma, z) [n, k, z]."""
+        n = len(events)
+        num_devices = self.mesh.devices.size
+        padded = -(-n // num_devices) * num_devices
+        events = np.concatenate([events, np.repeat(events[:1], padded - n, 0)]) if padded > n else events
+        seeds = np.concatenate([seeds, np.zeros(padded - n, seeds.dtype)]) if padded > n else seeds
+        mu, sigma, z = jax.device_get(self._encode(self._params, jnp.asarray(events, jnp.int32),
+                                                   jnp.asarray(seeds, jnp.uint32)))
+        return mu[:n], sigma[:n], z[:n]
+
+
+@dataclasses.dataclass
+class EncodedWindows:
+    """A batch of encoded windows: latents [n, k, z_size] of each window, its song and position."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    z: np.ndarray
+    song_id: list[str]
+    start_chunk: np.ndarray  # [n]
+    seed: np.ndarray  # [n] uint32, `window_seed` of each window (names it)
+
+
+def encode_windows(encoder: WindowEncoder, windows: Iterable[dict], batch_size: int,
+                   skipped: dict[str, int]) -> Iterator[EncodedWindows]:
+    """Streams `windows` (dicts with `events` [k, 32], `song_id`, `start_chunk`) through `encoder` in
+    batches of `batch_size`. A window holding an all-rest chunk has no latent: it is dropped and counted
+    in `skipped["windows_with_all_rest_chunk"]`."""
+    skipped.setdefault("windows_with_all_rest_chunk", 0)
+    pending: list[dict] = []
+
+    def flush() -> EncodedWindows:
+        events = np.stack([w["events"] for w in pending])
+        song_ids = [_text(w["song_id"]) for w in pending]
+        starts = np.asarray([int(w["start_chunk"]) for w in pending], np.int32)
+        seeds = np.asarray([window_seed(s, t, e) for s, t, e in zip(song_ids, starts, events)], np.uint32)
+        mu, sigma, z = encoder(events, seeds)
+        pending.clear()
+        return EncodedWindows(mu, sigma, z, song_ids, starts, seeds)
+
+    for window in windows:
+        if all_rest(np.asarray(window["events"])).any():
+            skipped["windows_with_all_rest_chunk"] += 1
+            continue
+        pending.append(window)
+        if len(pending) == batch_size:
+            yield flush()
+    if pending:
+        yield flush()
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

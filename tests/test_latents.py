@@ -1,0 +1,163 @@
+"""The latent space of the priors, on real latents: music21 folk tunes encoded by a small melody VAE.
+
+The VAE is freshly initialised with its sigma head biased so that dims 5-7 sit above the 0.98 threshold
+(as collapsed dims of a trained VAE do) and dims 0-4 below; the melodies and their encodings are real.
+"""
+import collections
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from smdiff.data import corpus, latents, songs
+from smdiff.data.chunks import song_windows
+from smdiff.data.melody import MelodyRules
+from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
+
+K = 4  # chunks per window (the embedded corpus's k)
+COLLAPSED = (5, 6, 7)
+
+
+@pytest.fixture(scope="module")
+def windows_by_split():
+    """Windows (dicts like melody_windows examples) of 40 real tunes: 30 for train, 10 for validation."""
+    tally = collections.Counter()
+    tunes = corpus.corpus_tunes(max_tunes=40)
+    by_split = {"train": [], "validation": []}
+    for index, song in enumerate(songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers=1)):
+        split = "train" if index < 30 else "validation"
+        for chunks in song.melodies:
+            for start, window in song_windows(chunks, K, 1):
+                by_split[split].append({"events": window, "song_id": song.song_id.encode(), "start_chunk": start})
+    assert len(by_split["train"]) > 100 and len(by_split["validation"]) > 20
+    return by_split
+
+
+@pytest.fixture(scope="module")
+def vae():
+    model = MelodyVAE(MelodyVAEConfig(z_size=8, encoder_size=32, decoder_sizes=(32,)))
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32), jnp.int32), jax.random.PRNGKey(1))["params"]
+    bias = np.full(8, -1.0, np.float32)  # softplus(-1) = 0.31
+    bias[list(COLLAPSED)] = 2.0  # softplus(2) = 2.13
+    params["encoder"]["sigma"]["bias"] = jnp.asarray(bias)
+    return model, params
+
+
+@pytest.fixture(scope="module")
+def encoded(windows_by_split, vae):
+    encoder = latents.WindowEncoder(*vae, seed=0)
+    out = {}
+    for split, windows in windows_by_split.items():
+        skipped = {}
+        batches = list(latents.encode_windows(encoder, windows, batch_size=64, skipped=skipped))
+        out[split] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ("mu", "sigma", "z")}
+        assert skipped == {"windows_with_all_rest_chunk": 0}
+    return encoder, out
+
+
+def direct_encode(vae, events):
+    model, params = vae
+    mu, sigma = model.apply({"params": params}, jnp.asarray(events.reshape(-1, 32)), method=model.encode)
+    return np.asarray(mu).reshape(len(events), K, -1), np.asarray(sigma).reshape(len(events), K, -1)
+
+
+def train_scaling(encoded_train) -> latents.LatentScaling:
+    statistics = latents.TrainStatistics(8)
+    statistics.update(encoded_train["sigma"], encoded_train["z"])
+    return statistics.scaling(0.98)
+
+
+def test_sharded_encoding_matches_the_model_and_z_is_seeded_by_the_window(windows_by_split, vae):
+    assert len(jax.devices()) == 8
+    encoder = latents.WindowEncoder(*vae, seed=0)
+    windows = windows_by_split["train"][:13]  # not a multiple of 8: padded, then trimmed
+    events = np.stack([w["events"] for w in windows])
+    seeds = np.asarray([latents.window_seed(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in windows],
+                       np.uint32)
+    mu, sigma, z = encoder(events, seeds)
+    expected_mu, expected_sigma = direct_encode(vae, events)
+    assert mu.shape == (13, K, 8)
+    np.testing.assert_allclose(mu, expected_mu, atol=1e-5)
+    np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-5)
+    # The same window draws the same z in every pass; different windows draw different noise.
+    _, _, z_again = encoder(events[::-1], seeds[::-1])
+    np.testing.assert_array_equal(z_again[::-1], z)
+    noise = (z - mu) / sigma
+    assert not np.allclose(noise[0], noise[1])
+    assert abs(noise.mean()) < 0.2 and abs(noise.std() - 1) < 0.2
+
+
+def test_active_dims_are_those_with_mean_train_sigma_below_threshold(windows_by_split, vae, encoded):
+    _, out = encoded
+    events = np.stack([w["events"] for w in windows_by_split["train"]])
+    _, sigma = direct_encode(vae, events)
+    statistics = latents.TrainStatistics(8)
+    statistics.update(out["train"]["sigma"], out["train"]["z"])
+    np.testing.assert_allclose(statistics.mean_sigma, sigma.reshape(-1, 8).mean(0), rtol=1e-5)
+    scaling = statistics.scaling(0.98)
+    assert scaling.active_dims == (0, 1, 2, 3, 4)
+    assert scaling.active_dims == tuple(np.flatnonzero(sigma.reshape(-1, 8).mean(0) < 0.98))
+    # One global min and max over the active dims of the train z.
+    active = out["train"]["z"][..., :5]
+    assert (scaling.minimum, scaling.maximum) == (float(active.min()), float(active.max()))
+    with pytest.raises(ValueError, match="no latent dim"):
+        latents.select_active_dims(statistics.mean_sigma, threshold=0.1)
+
+
+def test_train_statistics_scale_every_split(encoded):
+    _, out = encoded
+    scaling = train_scaling(out["train"])
+    train_x = np.asarray(scaling.to_model(jnp.asarray(out["train"]["z"])))
+    assert train_x.shape[-1] == 5
+    np.testing.assert_allclose([train_x.min(), train_x.max()], [-1.0, 1.0], atol=1e-6)
+    validation_z = out["validation"]["z"][..., :5]
+    validation_x = np.asarray(scaling.to_model(jnp.asarray(out["validation"]["z"])))
+    expected = 2 * (validation_z - scaling.minimum) / (scaling.maximum - scaling.minimum) - 1
+    np.testing.assert_allclose(validation_x, expected, rtol=1e-5, atol=1e-6)
+    # Per-split scaling (the released code's bug) would have stretched validation to exactly [-1, 1].
+    assert not np.allclose([validation_x.min(), validation_x.max()], [-1.0, 1.0], atol=1e-3)
+
+
+def test_scaling_round_trip_refills_unused_dims_with_standard_normal(encoded):
+    _, out = encoded
+    scaling = train_scaling(out["train"])
+    z = jnp.asarray(out["train"]["z"])  # [n, k, 8]
+    back = np.asarray(scaling.to_vae(scaling.to_model(z), jax.random.PRNGKey(3)))
+    np.testing.assert_allclose(back[..., :5], out["train"]["z"][..., :5], atol=1e-5)
+    refilled = back[..., 5:]
+    assert not np.allclose(refilled, out["train"]["z"][..., 5:])
+    assert abs(refilled.mean()) < 0.1 and abs(refilled.std() - 1.0) < 0.1
+    with pytest.raises(ValueError, match="to_vae expects"):
+        scaling.to_vae(jnp.zeros((2, 8)), jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="to_model expects"):
+        scaling.to_model(jnp.zeros((2, 5)))
+
+
+def test_windows_with_an_all_rest_chunk_are_dropped_and_counted(windows_by_split, encoded):
+    encoder, _ = encoded
+    real = windows_by_split["train"][:3]
+    with_rest = dict(real[1], events=real[1]["events"].copy())
+    with_rest["events"][2] = 0  # chunk 2: NO_EVENT throughout, no onset
+    skipped = {}
+    batches = list(latents.encode_windows(encoder, [real[0], with_rest, real[2]], batch_size=2, skipped=skipped))
+    assert skipped == {"windows_with_all_rest_chunk": 1}
+    assert [b.start_chunk.tolist() for b in batches] == [[real[0]["start_chunk"], real[2]["start_chunk"]]]
+
+
+def test_scaling_saves_and_loads_from_a_file_or_a_dataset_dir(tmp_path, encoded):
+    _, out = encoded
+    scaling = train_scaling(out["train"])
+    scaling.save(str(tmp_path / "scaling.json"))
+    assert latents.LatentScaling.load(str(tmp_path / "scaling.json")) == scaling
+    dataset_dir = tmp_path / "melody_latents" / "embedded" / "1.0.0"
+    dataset_dir.mkdir(parents=True)
+    (dataset_dir / "metadata.json").write_text(json.dumps({"scaling": scaling.to_dict(), "tally": {}}))
+    assert latents.LatentScaling.load(str(dataset_dir)) == scaling
+    with pytest.raises(FileNotFoundError, match="metadata.json"):
+        latents.LatentScaling.load(str(tmp_path))
+    with pytest.raises(ValueError, match="maximum > minimum"):
+        latents.LatentScaling((0, 1), 1.0, 1.0, 8)
+    with pytest.raises(ValueError, match="ascending"):
+        latents.LatentScaling((3, 9), -1.0, 1.0, 8)
