@@ -164,6 +164,8 @@ def _evaluate(eval_step, state: TrainState, eval_data: DataSource, batch_size: i
 # ---------------------------------------------------------------------------------------------------------
 # Entry point and loading a trained model (the only gin-aware code here; gin itself is imported lazily).
 
+# gin `include` lines name files relative to the repository root (gin/models/..., gin/runs/...).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILE = "config.gin"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"
 
@@ -214,6 +216,7 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--workdir is required")
     if os.environ.get("SMDIFF_DISTRIBUTED") == "1":
         jax.distributed.initialize()  # coordinator and process ids from the launcher's environment
+    gin.add_config_file_search_path(REPO_ROOT)
     gin.parse_config_files_and_bindings(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:

@@ -124,10 +124,12 @@ def test_staircase_schedule_with_magenta_style_floor():
 
 
 def test_clipping_scales_the_gradient_to_the_global_norm():
-    """Adam's first moment after one step is (1 - b1) * the gradient it saw: norm 0.1 * 0.5 when clipped."""
+    """Adam's first moment after one step is (1 - b1) * the gradient it saw: norm 0.1 * 0.5 when clipped
+    to 0.5, zero when the norm 50 is above Magenta's zeroing threshold."""
     params, grads = {"w": jnp.zeros(3)}, {"w": jnp.array([30.0, 40.0, 0.0])}
-    for clip_norm, seen_norm in ((0.5, 0.5), (0.0, 50.0)):
-        tx = OptimizerConfig(learning_rate=1.0, decay_rate=1.0, clip_norm=clip_norm).make()
+    for clip_norm, zero_above, seen_norm in ((0.5, 0.0, 0.5), (0.0, 0.0, 50.0), (0.5, 49.0, 0.0), (0.0, 51.0, 50.0)):
+        tx = OptimizerConfig(learning_rate=1.0, decay_rate=1.0, clip_norm=clip_norm,
+                             zero_gradients_above_norm=zero_above).make()
         _, state = tx.update(grads, tx.init(params), params)
         first_moment = optax.tree_utils.tree_get(state, "mu")["w"]
         np.testing.assert_allclose(np.linalg.norm(first_moment), 0.1 * seen_norm, rtol=1e-5)

@@ -8,6 +8,7 @@ of 1e-5 (Magenta computes `(lr - min_lr) * decay_rate**step + min_lr`, which is 
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -22,6 +23,8 @@ class OptimizerConfig:
       staircase: decay in whole periods (paper) rather than continuously.
       min_learning_rate: the floor the rate decays towards (Magenta style asymptote; 0 = none).
       clip_norm: global gradient-norm clip; 0 disables clipping.
+      zero_gradients_above_norm: Magenta's `grad_norm_clip_to_zero`: a step whose unclipped gradient norm
+        exceeds this feeds Adam zero gradients instead (0 = off).
       b1, b2, eps: Adam's moment decays and epsilon.
     """
 
@@ -31,6 +34,7 @@ class OptimizerConfig:
     staircase: bool = True
     min_learning_rate: float = 0.0
     clip_norm: float = 1.0
+    zero_gradients_above_norm: float = 0.0
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -40,8 +44,8 @@ class OptimizerConfig:
             raise ValueError(f"need 0 <= min_learning_rate <= learning_rate and learning_rate > 0: {self}")
         if self.decay_steps <= 0 or not 0 < self.decay_rate <= 1:
             raise ValueError(f"need decay_steps > 0 and 0 < decay_rate <= 1: {self}")
-        if self.clip_norm < 0:
-            raise ValueError(f"clip_norm must be >= 0 (0 disables clipping): {self}")
+        if self.clip_norm < 0 or self.zero_gradients_above_norm < 0:
+            raise ValueError(f"clip_norm and zero_gradients_above_norm must be >= 0 (0 disables them): {self}")
 
     def schedule(self) -> optax.Schedule:
         """step -> learning rate."""
@@ -53,11 +57,25 @@ class OptimizerConfig:
         return lambda step: decaying(step) + self.min_learning_rate
 
     def make(self) -> optax.GradientTransformation:
-        """The optax transformation: clip (if enabled), then Adam scaled by the schedule."""
-        adam = optax.adam(self.schedule(), b1=self.b1, b2=self.b2, eps=self.eps)
-        if self.clip_norm == 0:
-            return adam
-        return optax.chain(optax.clip_by_global_norm(self.clip_norm), adam)
+        """The optax transformation: zero huge gradients, clip (each if enabled), then Adam with the schedule."""
+        stages = []
+        if self.zero_gradients_above_norm:
+            stages.append(zero_gradients_above_norm(self.zero_gradients_above_norm))
+        if self.clip_norm:
+            stages.append(optax.clip_by_global_norm(self.clip_norm))
+        stages.append(optax.adam(self.schedule(), b1=self.b1, b2=self.b2, eps=self.eps))
+        return optax.chain(*stages)
+
+
+def zero_gradients_above_norm(max_norm: float) -> optax.GradientTransformation:
+    """Replaces the whole gradient by zeros when its global norm exceeds `max_norm` (Magenta's guard)."""
+
+    def zero_if_too_large(updates, params=None):
+        del params
+        keep = optax.global_norm(updates) <= max_norm
+        return jax.tree.map(lambda g: jnp.where(keep, g, jnp.zeros_like(g)), updates)
+
+    return optax.stateless(zero_if_too_large)
 
 
 def ema_update(ema_params, params, decay: float):
