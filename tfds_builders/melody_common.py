@@ -15,8 +15,8 @@ Sources (builder configs):
             Magenta's rules, k=32, stride 1, split 90/5/5 by file.
 
 Every skipped song, piece, chunk and window is counted by reason; the tally is printed after each split
-and saved in the dataset's metadata (`info.metadata["tally"][split]`). A build whose train split comes
-out empty is an error, never an empty dataset.
+and saved in the dataset's metadata (`info.metadata["tally"][split]`). A split that comes out empty is
+an error with the tally, never an empty dataset.
 """
 from __future__ import annotations
 
@@ -174,11 +174,12 @@ class MelodyBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         examples = tally["examples"]
         self.info.metadata.setdefault("tally", {})[split] = dict(sorted(tally.items()))
         print(f"{self.name}/{self.builder_config.name} {split}: tally\n{json.dumps(dict(sorted(tally.items())), indent=1)}")
-        if examples == 0 and split == "train":
+        if examples == 0:  # TFDS cannot write an empty split; say why it is empty instead
             raise ValueError(
-                f"{self.name}/{self.builder_config.name}: the train split is empty: no example came out of "
-                f"{len(song_ids)} songs. Skips by reason: {dict(tally)}. Check the source files (and, for "
-                "melody_windows, that songs are at least window_chunks 2-bar chunks long)."
+                f"{self.name}/{self.builder_config.name}: the {split} split is empty: no example came out "
+                f"of its {len(song_ids)} songs. Skips by reason: {dict(tally)}. Check the source files "
+                "(for melody_windows, that songs are at least window_chunks 2-bar chunks long); with very "
+                "few songs, use fewer splits (MelodyConfig.split_fractions) or another seed."
             )
 
 
