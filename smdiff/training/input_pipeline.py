@@ -8,6 +8,7 @@ epoch of this process's slice (no buffers are checkpointed, and nothing needs to
 the shuffle buffer).
 """
 import dataclasses
+import importlib
 from typing import Iterator
 
 import jax
@@ -34,11 +35,20 @@ class TfdsSource:
 
     def load_process_slice(self) -> tf.data.Dataset:
         """This process's even share of the split (`tfds.split_for_jax_process`), in file order."""
-        import tfds_builders  # noqa: F401  (registers smdiff's builders with TFDS)
-
+        _register_smdiff_builder(self.name.split("/")[0])
         builder = tfds.builder(self.name, data_dir=self.data_dir)
         split = tfds.split_for_jax_process(self.split)
         return builder.as_dataset(split=split, shuffle_files=False)
+
+
+def _register_smdiff_builder(dataset_name: str) -> None:
+    """smdiff's builders live in `tfds_builders.<name>` and register themselves on import; other names
+    are left to TFDS (its catalog, or a prepared dataset found in data_dir)."""
+    try:
+        importlib.import_module(f"tfds_builders.{dataset_name}")
+    except ModuleNotFoundError as error:
+        if error.name not in ("tfds_builders", f"tfds_builders.{dataset_name}"):
+            raise
 
 
 DataSource = TfdsSource | tf.data.Dataset
