@@ -1,0 +1,101 @@
+"""Autoregressive sampling from a trained TransformerMDN, behind the generator interface of `base.py`.
+
+One jitted `lax.scan` over the k positions; each step runs the network on one position with the keys and
+values of the earlier positions cached (not k full forward passes), draws the next latent from the
+mixture at a temperature, and feeds exactly that latent to the next step, so the returned sequence is the
+one every step was conditioned on (the released sampler returned re-sampled earlier positions: a bug).
+Continuation: the first positions are given and teacher-forced instead of drawn. Infilling (a gap followed
+by given latents) is impossible left to right and raises `UnsupportedTaskError`.
+
+Randomness is per sample (a key per sequence, folded with the position), so a sample does not depend on
+the batch it is drawn in or on how the batch is sharded over devices.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from smdiff.generators.base import UnsupportedTaskError, check_infill_inputs, keep_known
+from smdiff.models import gaussian_mixture
+from smdiff.models.transformer_mdn import TransformerMDN
+from smdiff.training import sharding
+
+
+def _generate(decoder: TransformerMDN, temperature: float, params, sample_keys: jax.Array, known: jax.Array,
+              num_known: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(x [n, k, d], log p(x_i | x_<i) [n, k]); positions < num_known are copied from known [n, k, d].
+
+    The log-probabilities are under the model's own density (temperature 1), whatever `temperature` draws.
+    """
+    n, k, d = known.shape
+    cache_shapes = jax.eval_shape(decoder.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct(known.shape, known.dtype))
+    cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), cache_shapes["cache"])
+
+    def step(carry, position):
+        cache, inputs = carry  # inputs [n, 1, d]: the start token, then the latent chosen one step earlier
+        mixture, mutated = decoder.apply({"params": params, "cache": cache}, inputs, mutable=["cache"])
+        mixture = jax.tree.map(lambda a: a[:, 0], mixture)  # [n, M], [n, M, d], [n, M, d]
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(sample_keys, position)
+        drawn = jax.vmap(functools.partial(gaussian_mixture.sample, temperature=temperature))(keys, mixture)
+        chosen = jnp.where(position < num_known, known[:, position], drawn)  # [n, d]
+        return (mutated["cache"], chosen[:, None]), (chosen, gaussian_mixture.log_prob(mixture, chosen))
+
+    start = jnp.zeros((n, 1, d), known.dtype)
+    _, (latents, log_probs) = jax.lax.scan(step, (cache, start), jnp.arange(k))
+    return latents.transpose(1, 0, 2), log_probs.T
+
+
+class MDNGenerator:
+    """Samples [n, k, d] sequences of scaled latents from a TransformerMDN's `params`.
+
+    temperature: component logits / T and variances * T (1 = the model's density, the paper's setting).
+    mesh: sample over its `data` axis (default: all devices); the batch is padded to a multiple of its size.
+    """
+
+    def __init__(self, model: TransformerMDN, params, temperature: float = 1.0, mesh: Mesh | None = None):
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.sequence_length = model.config.sequence_length
+        self.latent_dim = model.config.latent_dim
+        self.temperature = temperature
+        self._mesh = sharding.make_mesh() if mesh is None else mesh
+        self._params = jax.device_put(params, sharding.replicated(self._mesh))
+        batch, replicated = sharding.batch_sharding(self._mesh), sharding.replicated(self._mesh)
+        self._generate = jax.jit(
+            functools.partial(_generate, model.clone(decode=True), temperature),
+            in_shardings=(replicated, batch, batch, replicated),
+            out_shardings=(batch, batch),
+        )
+
+    def generate(self, rng: jax.Array, known: jax.Array, num_known: int) -> tuple[jax.Array, jax.Array]:
+        """(x [n, k, d], log p(x_i | x_<i) [n, k] in nats) continuing the first `num_known` latents of known [n, k, d]."""
+        if not 0 <= num_known <= self.sequence_length:
+            raise ValueError(f"num_known must lie in [0, {self.sequence_length}], got {num_known}")
+        known = jnp.asarray(known, jnp.float32)
+        n = known.shape[0]
+        num_devices = self._mesh.devices.size
+        padded = -(-n // num_devices) * num_devices
+        batch = sharding.batch_sharding(self._mesh)
+        sample_keys = jax.device_put(jax.random.split(rng, padded), batch)
+        known = jax.device_put(jnp.pad(known, ((0, padded - n), (0, 0), (0, 0))), batch)
+        latents, log_probs = self._generate(self._params, sample_keys, known, jnp.int32(num_known))
+        return latents[:n], log_probs[:n]
+
+    def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
+        """num_samples fresh sequences, x [num_samples, k, d]."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        known = jnp.zeros((num_samples, self.sequence_length, self.latent_dim), jnp.float32)
+        return self.generate(rng, known, 0)[0]
+
+    def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
+        """Continuation only: `known_mask` [k] must be a prefix (True, ..., True, False, ..., False)."""
+        mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+        num_known = int(mask.sum())
+        if not mask[:num_known].all():
+            raise UnsupportedTaskError(
+                "the TransformerMDN generates left to right and can only continue a given prefix; "
+                f"known_mask {mask.astype(int).tolist()} has a gap before given latents (use the diffusion, "
+                "interpolation or prior generator to infill)")
+        return keep_known(self.generate(rng, known, num_known)[0], known, mask)

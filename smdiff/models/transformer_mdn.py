@@ -1,0 +1,164 @@
+"""TransformerMDN: the autoregressive baseline of Mittal et al. 2021 (section 4.2, REFERENCE.md section 1).
+
+The diffusion denoiser's transformer made causal, over a sequence of k latents x [B, k, d]:
+  1. the input is shifted right by one position behind a zero start token (teacher forcing);
+  2. Dense(d_model) + eq. 8 position encoding, then the shared pre-LN encoder stack with a causal mask;
+  3. LN -> Dense(residual_width) -> `num_residual_blocks` residual MLP blocks (the denoiser's blocks
+     without FiLM: LN -> swish -> Dense -> LN -> swish -> Dense, + input);
+  4. LN -> mixture density head: per position, a mixture of `num_mixtures` diagonal Gaussians over the
+     d-dim latent (means and log-scales Dense(M * d), logits Dense(M)).
+Output i is p(x_i | x_<i). The paper configuration has 38.05M parameters with d = 42 (a test checks it).
+
+`decode=True` builds the same network (same parameters) for sampling one position per call, with the
+attention keys and values of earlier positions cached in the 'cache' collection.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from smdiff.models.gaussian_mixture import MixtureParams
+from smdiff.models.transformer import TransformerEncoder, sinusoidal_encoding
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerMDNConfig:
+    """Sizes of the TransformerMDN. Defaults are the paper's (L=6, H=8, K=2, 2048-wide, 100 Gaussians)."""
+
+    latent_dim: int = 42
+    sequence_length: int = 32
+    d_model: int = 128
+    num_layers: int = 6
+    num_heads: int = 8
+    mlp_dim: int = 2048  # the encoder blocks' feed-forward width
+    residual_width: int = 2048  # width of the residual MLP blocks after the encoder
+    num_residual_blocks: int = 2
+    num_mixtures: int = 100
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        sizes = (self.latent_dim, self.sequence_length, self.d_model, self.num_layers, self.num_heads, self.mlp_dim,
+                 self.residual_width, self.num_mixtures)
+        if min(sizes) < 1 or self.num_residual_blocks < 0 or not 0 <= self.dropout < 1:
+            raise ValueError(f"TransformerMDNConfig needs positive sizes and 0 <= dropout < 1: {self}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} must be divisible by num_heads {self.num_heads}")
+
+
+class ResidualMLPBlock(nn.Module):
+    """x + Dense(swish(LN(Dense(swish(LN(x)))))) over [..., width]."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = nn.Dense(self.width, name="dense_0")(nn.swish(nn.LayerNorm(name="norm_0")(x)))
+        h = nn.Dense(self.width, name="dense_1")(nn.swish(nn.LayerNorm(name="norm_1")(h)))
+        return x + h
+
+
+class MixtureDensityHead(nn.Module):
+    """Per position, a mixture of `num_mixtures` diagonal Gaussians over `latent_dim` dims."""
+
+    latent_dim: int
+    num_mixtures: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> MixtureParams:
+        # h: [..., width] -> logits [..., M], means and log_scales [..., M, d]
+        components = (*h.shape[:-1], self.num_mixtures, self.latent_dim)
+        means = nn.Dense(self.num_mixtures * self.latent_dim, name="means")(h).reshape(components)
+        log_scales = nn.Dense(self.num_mixtures * self.latent_dim, name="log_scales")(h).reshape(components)
+        logits = nn.Dense(self.num_mixtures, name="logits")(h)
+        return MixtureParams(logits=logits, means=means, log_scales=log_scales)
+
+
+class _DecodingEncoderBlock(nn.Module):
+    """`transformer.EncoderBlock` for one position per call, with the same parameter names and shapes.
+
+    Flax's attention with `decode=True` appends this position's key and value to its cache and attends
+    to the cached positions only (which is the causal mask). The shared block has no decode option, so
+    this twin exists; a test checks that both give the same outputs from the same parameters.
+    """
+
+    num_heads: int
+    d_model: int
+    mlp_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        # x: [batch, 1, d_model] (or [batch, length, d_model] once, at init, to size the cache)
+        h = nn.LayerNorm(name="attention_norm")(x)
+        h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=self.d_model,
+                                            out_features=self.d_model, decode=True, name="attention")(h, h)
+        x = x + h
+        h = nn.LayerNorm(name="mlp_norm")(x)
+        h = nn.Dense(self.d_model, name="mlp_out")(nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in")(h)))
+        return x + h
+
+
+class _DecodingEncoder(nn.Module):
+    """`transformer.TransformerEncoder(causal=True)` one position at a time (parameters named alike)."""
+
+    num_layers: int
+    num_heads: int
+    d_model: int
+    mlp_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i in range(self.num_layers):
+            x = _DecodingEncoderBlock(self.num_heads, self.d_model, self.mlp_dim, name=f"block_{i}")(x)
+        return x
+
+
+def shift_right(x: jax.Array) -> jax.Array:
+    """Decoder inputs for teacher forcing: [zero start token, x_0, ..., x_{k-2}]; x [B, k, d] -> [B, k, d]."""
+    return jnp.pad(x, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+
+
+class TransformerMDN(nn.Module):
+    """The causal transformer with a mixture density head.
+
+    decode=False: `__call__(x [B, k, d])` returns the mixtures [B, k, ...] of p(x_i | x_<i) (teacher forcing).
+    decode=True: `__call__(inputs [B, 1, d])` takes the decoder input of the next position (zeros, the start
+    token, at position 0; the latent chosen at position i-1 after) and returns that position's mixture
+    [B, 1, ...]; the 'cache' collection (mutable) holds the position and attention keys/values. Create the
+    cache by `init` with a full-length [B, k, d] input.
+    """
+
+    config: TransformerMDNConfig
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, deterministic: bool = True) -> MixtureParams:
+        c = self.config
+        if inputs.shape[-1] != c.latent_dim:
+            raise ValueError(f"TransformerMDN expects [..., {c.latent_dim}] latents, got {inputs.shape}")
+        if self.decode:
+            cache_ready = self.has_variable("cache", "position")
+            position = self.variable("cache", "position", lambda: jnp.zeros((), jnp.int32))
+            if cache_ready:
+                positions = position.value[None]  # [1]
+                position.value = position.value + 1
+            else:
+                positions = jnp.arange(inputs.shape[1])
+            h = inputs
+        else:
+            if inputs.shape[1] > c.sequence_length:
+                raise ValueError(f"sequences longer than {c.sequence_length} latents: {inputs.shape}")
+            positions = jnp.arange(inputs.shape[1])
+            h = shift_right(inputs)
+
+        h = nn.Dense(c.d_model, name="input_projection")(h) + sinusoidal_encoding(positions, c.d_model)
+        if self.decode:
+            h = _DecodingEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, name="encoder")(h)
+        else:
+            h = TransformerEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, dropout=c.dropout, causal=True,
+                                   name="encoder")(h, deterministic=deterministic)
+        h = nn.Dense(c.residual_width, name="residual_projection")(nn.LayerNorm(name="encoder_norm")(h))
+        for i in range(c.num_residual_blocks):
+            h = ResidualMLPBlock(c.residual_width, name=f"residual_block_{i}")(h)
+        h = nn.LayerNorm(name="head_norm")(h)
+        return MixtureDensityHead(c.latent_dim, c.num_mixtures, name="mixture")(h)

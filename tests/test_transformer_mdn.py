@@ -1,0 +1,138 @@
+"""TransformerMDN: mixture density math, the network (paper size, causality, cached decoding), its Task and
+its generator (conditioning consistency, continuation, sharding)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+from scipy import stats
+
+from smdiff.generators.base import UnsupportedTaskError, paper_infill_mask, prefix_mask
+from smdiff.generators.mdn import MDNGenerator
+from smdiff.models import gaussian_mixture
+from smdiff.models.transformer_mdn import TransformerMDN, TransformerMDNConfig
+from smdiff.tasks.mdn import MDNTask
+
+TINY = TransformerMDNConfig(latent_dim=6, sequence_length=8, d_model=32, num_layers=2, num_heads=4, mlp_dim=64,
+                            residual_width=48, num_residual_blocks=2, num_mixtures=5)
+
+
+def _param_count(config: TransformerMDNConfig) -> int:
+    model = TransformerMDN(config)
+    x = jnp.zeros((1, config.sequence_length, config.latent_dim))
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+
+
+def test_paper_configuration_has_38m_parameters():
+    # Paper section 4.2: "our baseline model has 38M trainable parameters" (42-d latents). By layer:
+    # input 5,504 + encoder 3,558,144 + LN/Dense 2048 264,448 + 2 residual blocks 16,801,792
+    # + head LN 4,096 + means and log-scales 2 x 8,605,800 + logits 204,900.
+    assert _param_count(TransformerMDNConfig()) == 38_050_484
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = TransformerMDN(TINY)
+    task = MDNTask(model)
+    latents = jax.random.uniform(jax.random.PRNGKey(1), (4, TINY.sequence_length, TINY.latent_dim), minval=-1, maxval=1)
+    params = jax.jit(task.init)(jax.random.PRNGKey(0), {"latents": latents})
+    return model, task, params, latents
+
+
+@pytest.fixture(scope="module")
+def generator(tiny):
+    """Shared so that its sampler compiles once: every call below pads its batch to the same 8 rows."""
+    model, _, params, _ = tiny
+    return MDNGenerator(model, params, temperature=1.0)
+
+
+def test_mixture_log_prob_matches_direct_density():
+    rng = np.random.default_rng(0)
+    batch, components, dim = 3, 4, 5
+    logits = rng.normal(size=(batch, components))
+    means = rng.normal(size=(batch, components, dim))
+    log_scales = rng.normal(scale=0.5, size=(batch, components, dim))
+    x = rng.normal(size=(batch, dim))
+    mixture = gaussian_mixture.MixtureParams(*(jnp.asarray(a, jnp.float32) for a in (logits, means, log_scales)))
+    weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    for b in range(batch):
+        density = sum(
+            weights[b, m] * stats.multivariate_normal.pdf(x[b], means[b, m], np.diag(np.exp(2 * log_scales[b, m])))
+            for m in range(components))
+        assert float(gaussian_mixture.log_prob(mixture, jnp.asarray(x, jnp.float32))[b]) == pytest.approx(
+            np.log(density), rel=1e-5)
+
+
+def test_mixture_sampling_moments_and_temperature_zero():
+    # Two components, weights 0.25 / 0.75, means -2 / +3, scales 0.5 / 1.
+    mixture = gaussian_mixture.MixtureParams(
+        logits=jnp.log(jnp.array([[0.25, 0.75]])), means=jnp.array([[[-2.0], [3.0]]]),
+        log_scales=jnp.log(jnp.array([[[0.5], [1.0]]])))
+    many = jax.tree.map(lambda a: jnp.broadcast_to(a, (20_000, *a.shape[1:])), mixture)
+    draws = np.asarray(gaussian_mixture.sample(jax.random.PRNGKey(0), many, 1.0))[:, 0]
+    assert draws.mean() == pytest.approx(0.25 * -2 + 0.75 * 3, abs=0.05)
+    assert np.mean(draws < 0.5) == pytest.approx(0.25, abs=0.015)
+    assert np.std(draws[draws > 0.5]) == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_allclose(gaussian_mixture.sample(jax.random.PRNGKey(0), mixture, 0.0), [[3.0]])
+    with pytest.raises(ValueError, match="temperature"):
+        gaussian_mixture.sample(jax.random.PRNGKey(0), mixture, -1.0)
+
+
+def test_output_at_each_position_depends_only_on_earlier_latents(tiny):
+    model, _, params, latents = tiny
+    reference = model.apply({"params": params}, latents)
+    for changed in (0, 3, TINY.sequence_length - 1):
+        altered = latents.at[:, changed].add(0.7)
+        output = model.apply({"params": params}, altered)
+        for field, before, after in zip(reference._fields, reference, output):
+            # Output i models x_i given x_<i: positions <= changed must not move, position changed+1 must.
+            np.testing.assert_allclose(after[:, :changed + 1], before[:, :changed + 1], atol=1e-6, err_msg=field)
+        if changed + 1 < TINY.sequence_length:
+            assert not np.allclose(output.means[:, changed + 1], reference.means[:, changed + 1], atol=1e-4)
+
+
+def test_task_loss_is_mean_window_nll(tiny):
+    _, task, params, latents = tiny
+    loss, metrics = jax.jit(task.loss)(params, {"latents": latents}, jax.random.PRNGKey(2), jnp.int32(0))
+    per_latent = task.log_likelihood(params, latents)  # [B, k]
+    assert per_latent.shape == (4, TINY.sequence_length)
+    assert float(loss) == pytest.approx(-float(per_latent.sum(-1).mean()), rel=1e-5)
+    assert float(metrics["nll_per_dim"]) == pytest.approx(float(loss) / (TINY.sequence_length * TINY.latent_dim), rel=1e-5)
+    assert set(task.evaluate(params, {"latents": latents}, jax.random.PRNGKey(2))) >= {"nll", "nll_per_latent"}
+    with pytest.raises(ValueError, match="latents"):
+        task.loss(params, {"latents": latents[:, :3]}, jax.random.PRNGKey(2), jnp.int32(0))
+
+
+def test_sampled_sequence_is_what_each_step_conditioned_on(tiny, generator):
+    """The per-step log-probs the cached sampler used equal the teacher-forced log-likelihood of the
+    returned sequence: the cache is right and no position was re-sampled after it was conditioned on."""
+    _, task, params, _ = tiny
+    empty = jnp.zeros((5, TINY.sequence_length, TINY.latent_dim))
+    samples, step_log_probs = generator.generate(jax.random.PRNGKey(3), empty, num_known=0)
+    assert samples.shape == (5, TINY.sequence_length, TINY.latent_dim) and step_log_probs.shape == (5, TINY.sequence_length)
+    np.testing.assert_allclose(step_log_probs, task.log_likelihood(params, samples), rtol=1e-4, atol=1e-4)
+    # A different key gives different samples; the same key the same ones.
+    np.testing.assert_array_equal(generator.sample(jax.random.PRNGKey(3), 5), samples)
+    assert not np.allclose(generator.sample(jax.random.PRNGKey(4), 5), samples)
+
+
+def test_continuation_keeps_the_prefix_and_conditions_on_it(tiny, generator):
+    _, task, params, latents = tiny
+    continued = generator.infill(jax.random.PRNGKey(5), latents, prefix_mask(TINY.sequence_length, 3))
+    np.testing.assert_array_equal(continued[:, :3], latents[:, :3])
+    assert not np.allclose(continued[:, 3:], latents[:, 3:])
+    _, step_log_probs = generator.generate(jax.random.PRNGKey(5), latents, num_known=3)
+    np.testing.assert_allclose(step_log_probs, task.log_likelihood(params, continued), rtol=1e-4, atol=1e-4)
+    with pytest.raises(UnsupportedTaskError, match="prefix"):
+        generator.infill(jax.random.PRNGKey(5), latents, paper_infill_mask(TINY.sequence_length, 4))
+    with pytest.raises(ValueError, match="known_mask"):
+        generator.infill(jax.random.PRNGKey(5), latents, np.ones(3, bool))
+
+
+def test_sharded_sampling_equals_single_device(tiny, generator):
+    model, _, params, _ = tiny
+    assert jax.device_count() == 8  # tests/conftest.py
+    sharded = generator.sample(jax.random.PRNGKey(6), 5)  # padded to 8 rows, one per device
+    single = MDNGenerator(model, params, temperature=1.0, mesh=Mesh(np.array(jax.devices()[:1]), ("data",)))
+    np.testing.assert_allclose(np.asarray(sharded), np.asarray(single.sample(jax.random.PRNGKey(6), 5)), atol=1e-5)
