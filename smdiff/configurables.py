@@ -17,3 +17,14 @@ train = gin.external_configurable(_train_module.train, name="train", module="smd
 gin.external_configurable(_optimizer.OptimizerConfig, name="OptimizerConfig", module="training")
 gin.external_configurable(_input_pipeline.TfdsSource, name="TfdsSource", module="training")
 # --- end training core ---
+
+# --- TransformerMDN baseline (smdiff/models/transformer_mdn.py, smdiff/tasks/mdn.py) -----------------------
+# Gin files (gin/models/transformer_mdn_*.gin) bind `train.task = @mdn.MDNTask()`, its `model` to
+# `@mdn.TransformerMDN()` and that model's `config` to `@mdn.TransformerMDNConfig()`.
+from smdiff.models import transformer_mdn as _transformer_mdn_model
+from smdiff.tasks import mdn as _mdn_task
+
+gin.external_configurable(_transformer_mdn_model.TransformerMDNConfig, name="TransformerMDNConfig", module="mdn")
+gin.external_configurable(_transformer_mdn_model.TransformerMDN, name="TransformerMDN", module="mdn")
+gin.external_configurable(_mdn_task.MDNTask, name="MDNTask", module="mdn")
+# --- end TransformerMDN ---
