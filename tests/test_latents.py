@@ -1,9 +1,5 @@
-"""The latent space of the priors, on real latents: music21 folk tunes encoded by a small melody VAE.
-
-The VAE is freshly initialised with its sigma head biased so that dims 5-7 sit above the 0.98 threshold
-(as collapsed dims of a trained VAE do) and dims 0-4 below; the melodies and their encodings are real.
-"""
-import collections
+"""The latent space of the priors, on real latents: music21 folk tunes encoded by a small melody VAE
+(see tests/real_latents.py)."""
 import json
 
 import jax
@@ -11,38 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from smdiff.data import corpus, latents, songs
-from smdiff.data.chunks import song_windows
-from smdiff.data.melody import MelodyRules
-from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
-
-K = 4  # chunks per window (the embedded corpus's k)
-COLLAPSED = (5, 6, 7)
+from smdiff.data import latents
+from real_latents import K, corpus_windows, small_vae
 
 
 @pytest.fixture(scope="module")
 def windows_by_split():
-    """Windows (dicts like melody_windows examples) of 40 real tunes: 30 for train, 10 for validation."""
-    tally = collections.Counter()
-    tunes = corpus.corpus_tunes(max_tunes=40)
-    by_split = {"train": [], "validation": []}
-    for index, song in enumerate(songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers=1)):
-        split = "train" if index < 30 else "validation"
-        for chunks in song.melodies:
-            for start, window in song_windows(chunks, K, 1):
-                by_split[split].append({"events": window, "song_id": song.song_id.encode(), "start_chunk": start})
+    by_split = corpus_windows()
     assert len(by_split["train"]) > 100 and len(by_split["validation"]) > 20
     return by_split
 
 
 @pytest.fixture(scope="module")
 def vae():
-    model = MelodyVAE(MelodyVAEConfig(z_size=8, encoder_size=32, decoder_sizes=(32,)))
-    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32), jnp.int32), jax.random.PRNGKey(1))["params"]
-    bias = np.full(8, -1.0, np.float32)  # softplus(-1) = 0.31
-    bias[list(COLLAPSED)] = 2.0  # softplus(2) = 2.13
-    params["encoder"]["sigma"]["bias"] = jnp.asarray(bias)
-    return model, params
+    return small_vae()
 
 
 @pytest.fixture(scope="module")

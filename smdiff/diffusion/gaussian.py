@@ -170,6 +170,11 @@ def _step_pairs(start: int, num_steps: int) -> np.ndarray:
     return np.stack([ts[:-1], ts[1:]], axis=1)
 
 
+def trajectory_steps(start: int, num_steps: int, every: int) -> np.ndarray:
+    """[R] the steps t at which a sampler of `num_steps` steps down from `start` records x0 estimates."""
+    return _step_pairs(start, num_steps)[every - 1 :: every, 0]
+
+
 def _run_reverse(
     update: _Update,
     schedule: Schedule,
@@ -208,7 +213,7 @@ def _run_reverse(
     x0, recorded = jax.lax.scan(chunk, x_start, chunks)
     if not trajectory_every:
         return Sample(x0, None, None)
-    return Sample(x0, recorded, pairs[every - 1 :: every, 0])
+    return Sample(x0, recorded, trajectory_steps(int(pairs[0, 0]), num, every))
 
 
 def ddpm_sample(

@@ -1,0 +1,162 @@
+"""The diffusion prior as a Generator: sampling, infilling/continuation, variation and trajectories.
+
+All in the scaled latent space (x [n, k, d], see `smdiff.data.latents`). Each request is one jitted
+reverse process (`smdiff.diffusion.gaussian`) with the batch split over the `data` axis of a mesh over
+all devices; n is padded up to a multiple of the device count and the padding dropped.
+"""
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from smdiff.diffusion import gaussian
+from smdiff.generators.base import check_infill_inputs
+from smdiff.tasks.latent_diffusion import LatentDiffusionTask
+from smdiff.training import sharding
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@dataclasses.dataclass
+class DiffusionGenerator:
+    """A trained LatentDiffusionTask's sampler.
+
+    Attributes:
+      task, params: the trained model (e.g. `smdiff.train.load_trained(workdir)`).
+      sequence_length: k, latents per sequence (the training data's).
+      sampler: 'ddpm' (ancestral over all N steps, the paper's) or 'ddim'.
+      num_steps, eta: DDIM's step count (default N) and stochasticity (0 = deterministic).
+      clip_x0: clip the x0 estimates to [-1, 1] (the paper's).
+    """
+
+    task: LatentDiffusionTask
+    params: object
+    sequence_length: int
+    sampler: str = "ddpm"
+    num_steps: int | None = None
+    eta: float = 0.0
+    clip_x0: bool = True
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
+        self.latent_dim = self.task.model.config.data_dim
+        self._mesh = sharding.make_mesh()
+        self._params = jax.device_put(self.params, sharding.replicated(self._mesh))
+        self._compiled: dict[tuple, Callable] = {}
+
+    # ---- the Generator interface ----------------------------------------------------------------
+    def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
+        """x [num_samples, k, d] drawn from the prior."""
+        return self.trajectory(rng, num_samples).x0
+
+    def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
+        """Fills the positions where known_mask [k] is False (paper Algorithm 1, fixed); the known
+        positions of `known` [n, k, d] come back exactly. A prefix mask is continuation."""
+        return self.trajectory(rng, len(known), known=known, known_mask=known_mask).x0
+
+    # ---- beyond the interface ---------------------------------------------------------------------
+    def variation(self, rng: jax.Array, x0: jax.Array, strength: float) -> jax.Array:
+        """x0 [n, k, d] diffused to step round(strength * N) and denoised back: strength near 0 keeps
+        x0, 1 forgets it. Uses the generator's sampler (ancestral = every step with eta 1)."""
+        x0 = self._check_sequences(x0, "x0")
+        n = len(x0)
+        key = ("variation", float(strength))
+        if key not in self._compiled:
+            num_steps, eta = (None, 1.0) if self.sampler == "ddpm" else (self._ddim_steps(strength), self.eta)
+
+            def run(params, rng, x0):
+                return gaussian.variation(self._eps_fn(params), self.task.schedule, rng, x0, strength,
+                                          num_steps=num_steps, eta=eta, clip_x0=self.clip_x0).x0
+
+            batch = sharding.batch_sharding(self._mesh)
+            self._compiled[key] = jax.jit(run, in_shardings=(sharding.replicated(self._mesh), None, batch),
+                                          out_shardings=batch)
+        return self._compiled[key](self._params, rng, self._pad(x0))[:n]
+
+    def trajectory(self, rng: jax.Array, num_samples: int, every: int = 0, known: jax.Array | None = None,
+                   known_mask: jax.Array | None = None) -> gaussian.Sample:
+        """The reverse process with, when every > 0, the x0 estimates after every `every` steps
+        (trajectory [R, n, k, d], for the paper's Fig. 3 metrics along the process)."""
+        if known is not None:
+            known = self._check_sequences(known, "known")
+            mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+            num_samples = len(known)
+        else:
+            mask = None
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        padded = self._padded_size(num_samples)
+        key = ("reverse", padded, every, None if mask is None else mask.tobytes())
+        if key not in self._compiled:
+            self._compiled[key] = self._compile_reverse(padded, every, mask)
+        known = jnp.zeros((padded, self.sequence_length, self.latent_dim)) if known is None else self._pad(known)
+        x0, trajectory = self._compiled[key](self._params, rng, known)
+        steps = None if not every else gaussian.trajectory_steps(self.task.schedule.num_steps, self._steps(), every)
+        return gaussian.Sample(x0[:num_samples], None if trajectory is None else trajectory[:, :num_samples], steps)
+
+    @classmethod
+    def from_workdir(cls, workdir: str, sequence_length: int, ema: bool = True, **options) -> "DiffusionGenerator":
+        """The generator of a diffusion train workdir (`options`: sampler, num_steps, eta, clip_x0)."""
+        from smdiff.train import load_trained
+
+        task, params = load_trained(workdir, ema=ema)
+        if not isinstance(task, LatentDiffusionTask):
+            raise TypeError(f"{workdir} trained a {type(task).__name__}, not a LatentDiffusionTask")
+        return cls(task, params, sequence_length, **options)
+
+    # ---- internals ----------------------------------------------------------------------------------
+    def _eps_fn(self, params) -> gaussian.EpsFn:
+        eps = self.task.eps_fn(params)
+        batch = sharding.batch_sharding(self._mesh)
+
+        def sharded_eps(x_t, noise_level):
+            # Pins the reverse process's state to the batch split, step after step.
+            return eps(jax.lax.with_sharding_constraint(x_t, batch), noise_level)
+
+        return sharded_eps
+
+    def _steps(self) -> int:
+        return self.task.schedule.num_steps if self.sampler == "ddpm" else self.num_steps or self.task.schedule.num_steps
+
+    def _ddim_steps(self, strength: float) -> int:
+        """DDIM steps of a variation: the same step density as a full run, at least one."""
+        return max(1, round(self._steps() * strength))
+
+    def _compile_reverse(self, padded: int, every: int, mask: np.ndarray | None) -> Callable:
+        shape = (padded, self.sequence_length, self.latent_dim)
+        mask3 = None if mask is None else jnp.asarray(mask)[None, :, None]  # [1, k, 1]
+
+        def run(params, rng, known):
+            conditioning = {} if mask3 is None else {"known": known, "known_mask": mask3}
+            common = dict(clip_x0=self.clip_x0, trajectory_every=every, **conditioning)
+            eps = self._eps_fn(params)
+            if self.sampler == "ddpm":
+                result = gaussian.ddpm_sample(eps, self.task.schedule, rng, shape, **common)
+            else:
+                result = gaussian.ddim_sample(eps, self.task.schedule, rng, shape, num_steps=self._steps(),
+                                              eta=self.eta, **common)
+            return result.x0, result.trajectory
+
+        batch = sharding.batch_sharding(self._mesh)
+        trajectory = NamedSharding(self._mesh, PartitionSpec(None, sharding.DATA_AXIS)) if every else None
+        return jax.jit(run, in_shardings=(sharding.replicated(self._mesh), None, batch),
+                       out_shardings=(batch, trajectory))
+
+    def _check_sequences(self, x: jax.Array, name: str) -> jax.Array:
+        x = jnp.asarray(x, jnp.float32)
+        if x.ndim != 3 or x.shape[1:] != (self.sequence_length, self.latent_dim):
+            raise ValueError(f"{name} must have shape [n, {self.sequence_length}, {self.latent_dim}], got {x.shape}")
+        return x
+
+    def _padded_size(self, n: int) -> int:
+        num_devices = self._mesh.devices.size
+        return -(-n // num_devices) * num_devices
+
+    def _pad(self, x: jax.Array) -> jax.Array:
+        """[n, ...] -> [padded n, ...], repeating the first row (dropped again after sampling)."""
+        extra = self._padded_size(len(x)) - len(x)
+        return jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)]) if extra else x

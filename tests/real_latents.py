@@ -1,0 +1,42 @@
+"""Real melody windows and a small melody VAE, shared by the latent-space and latent-diffusion tests.
+
+The windows are music21 folk tunes (the embedded corpus) cut into k=4-chunk windows. The VAE is freshly
+initialised with its sigma head biased so that dims 5-7 sit above the 0.98 threshold (as collapsed dims
+of a trained VAE do) and dims 0-4 below; the melodies and their encodings are real.
+"""
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from smdiff.data import corpus, songs
+from smdiff.data.chunks import song_windows
+from smdiff.data.melody import MelodyRules
+from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
+
+K = 4  # chunks per window (the embedded corpus's k)
+Z_SIZE = 8
+COLLAPSED = (5, 6, 7)
+
+
+def corpus_windows(num_tunes: int = 40, num_train_tunes: int = 30) -> dict[str, list[dict]]:
+    """Windows (dicts like melody_windows examples) of the first tunes, split by tune: train, validation."""
+    tally = collections.Counter()
+    tunes = corpus.corpus_tunes(max_tunes=num_tunes)
+    by_split = {"train": [], "validation": []}
+    for index, song in enumerate(songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers=1)):
+        split = "train" if index < num_train_tunes else "validation"
+        for chunks in song.melodies:
+            for start, window in song_windows(chunks, K, 1):
+                by_split[split].append({"events": window, "song_id": song.song_id.encode(), "start_chunk": start})
+    return by_split
+
+
+def small_vae() -> tuple[MelodyVAE, dict]:
+    model = MelodyVAE(MelodyVAEConfig(z_size=Z_SIZE, encoder_size=32, decoder_sizes=(32,)))
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32), jnp.int32), jax.random.PRNGKey(1))["params"]
+    bias = np.full(Z_SIZE, -1.0, np.float32)  # softplus(-1) = 0.31
+    bias[list(COLLAPSED)] = 2.0  # softplus(2) = 2.13
+    params["encoder"]["sigma"]["bias"] = jnp.asarray(bias)
+    return model, params
