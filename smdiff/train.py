@@ -12,7 +12,6 @@ the launcher sets `SMDIFF_DISTRIBUTED=1` (see `launch/`).
 import dataclasses
 import itertools
 import os
-import time
 from typing import Sequence
 
 import jax
@@ -24,6 +23,7 @@ from smdiff.training.checkpointing import Checkpointer
 from smdiff.training.input_pipeline import DataSource
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.task import Metrics, Task
+from smdiff.training.throughput import ThroughputMeter
 from smdiff.training.train_state import TrainState, create_train_state, make_eval_step, make_train_step
 from smdiff.training.writers import create_writer
 
@@ -98,7 +98,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     eval_step = make_eval_step(task, mesh)
     train_metrics: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
-    metric_sums, steps_in_sums, last_log_time = None, 0, time.perf_counter()
+    metric_sums, steps_in_sums = None, 0
+    throughput = ThroughputMeter(examples_per_step=global_batch_size)
     try:
         for step in range(start_step, num_train_steps):
             state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
@@ -107,29 +108,33 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                 raise NonFiniteLossError(
                     f"non-finite loss ({float(metrics['loss'])}) or gradient norm ({float(metrics['grad_norm'])}) "
                     f"in the update at step {step}; training stopped, nothing of this step was saved. "
-                    f"Last good checkpoint: step {checkpointer.latest_step()} in {workdir}/checkpoints")
+                    f"Last good checkpoint: {_describe_checkpoint(checkpointer.latest_step(), workdir)}")
+            throughput.step_done()
             metric_sums = metrics if metric_sums is None else jax.tree.map(np.add, metric_sums, metrics)
             steps_in_sums += 1
             done = step + 1
             if done % log_every_steps == 0 or done == num_train_steps:
-                elapsed = time.perf_counter() - last_log_time
                 train_metrics = {f"train/{name}": float(value) / steps_in_sums
                                  for name, value in jax.device_get(metric_sums).items() if name != "finite"}
-                train_metrics["train/steps_per_sec"] = steps_in_sums / elapsed
-                train_metrics["train/examples_per_sec"] = steps_in_sums * global_batch_size / elapsed
+                train_metrics.update({f"train/{name}": rate for name, rate in throughput.report().items()})
                 writer.write_scalars(done, train_metrics)
-                metric_sums, steps_in_sums, last_log_time = None, 0, time.perf_counter()
+                metric_sums, steps_in_sums = None, 0
             if eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps):
                 eval_metrics = _evaluate(eval_step, state, eval_data, process_batch_size, num_eval_batches, mesh, seed)
                 writer.write_scalars(done, eval_metrics)
-                last_log_time = time.perf_counter()  # evaluation time is not training throughput
+                throughput.restart()
             if done % checkpoint_every_steps == 0 or done == num_train_steps:
                 checkpointer.save(state, {**data_position, "batches_consumed": done})
+                throughput.restart()
         checkpointer.wait()
     finally:
         writer.close()
         checkpointer.close()
     return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics)
+
+
+def _describe_checkpoint(step: int | None, workdir: str) -> str:
+    return "none saved yet" if step is None else f"step {step} in {workdir}/checkpoints"
 
 
 def _check_resumable(saved: dict, current: dict, step: int) -> None:
