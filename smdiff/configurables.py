@@ -18,6 +18,17 @@ gin.external_configurable(_optimizer.OptimizerConfig, name="OptimizerConfig", mo
 gin.external_configurable(_input_pipeline.TfdsSource, name="TfdsSource", module="training")
 # --- end training core ---
 
+# --- melody VAE (smdiff/models/melody_vae.py, smdiff/tasks/melody_vae.py) -----------------------------
+# Gin files (gin/models/melody_vae_*.gin) bind `train.task = @melody_vae.MelodyVAETask()`, its `model`
+# to `@melody_vae.MelodyVAE()` and that model's `config` to `@melody_vae.MelodyVAEConfig()`.
+from smdiff.models import melody_vae as _melody_vae_model
+from smdiff.tasks import melody_vae as _melody_vae_task
+
+gin.external_configurable(_melody_vae_model.MelodyVAEConfig, name="MelodyVAEConfig", module="melody_vae")
+gin.external_configurable(_melody_vae_model.MelodyVAE, name="MelodyVAE", module="melody_vae")
+gin.external_configurable(_melody_vae_task.MelodyVAETask, name="MelodyVAETask", module="melody_vae")
+# --- end melody VAE ---
+
 # --- TransformerMDN baseline (smdiff/models/transformer_mdn.py, smdiff/tasks/mdn.py) -----------------------
 # Gin files (gin/models/transformer_mdn_*.gin) bind `train.task = @mdn.MDNTask()`, its `model` to
 # `@mdn.TransformerMDN()` and that model's `config` to `@mdn.TransformerMDNConfig()`.
@@ -28,3 +39,29 @@ gin.external_configurable(_transformer_mdn_model.TransformerMDNConfig, name="Tra
 gin.external_configurable(_transformer_mdn_model.TransformerMDN, name="TransformerMDN", module="mdn")
 gin.external_configurable(_mdn_task.MDNTask, name="MDNTask", module="mdn")
 # --- end TransformerMDN ---
+
+# --- latent diffusion (smdiff/models/transformer_ddpm.py, smdiff/tasks/latent_diffusion.py) ---------------
+# Gin files (gin/models/transformer_ddpm_*.gin) bind `train.task = @diffusion.LatentDiffusionTask()`, its
+# `model` to `@diffusion.TransformerDDPM()` and that model's `config` to `@diffusion.TransformerDDPMConfig()`.
+from smdiff.models import transformer_ddpm as _transformer_ddpm_model
+from smdiff.tasks import latent_diffusion as _latent_diffusion_task
+
+gin.external_configurable(_transformer_ddpm_model.TransformerDDPMConfig, name="TransformerDDPMConfig",
+                          module="diffusion")
+gin.external_configurable(_transformer_ddpm_model.TransformerDDPM, name="TransformerDDPM", module="diffusion")
+gin.external_configurable(_latent_diffusion_task.LatentDiffusionTask, name="LatentDiffusionTask", module="diffusion")
+# --- end latent diffusion ---
+
+# --- binomial diffusion on piano rolls (smdiff/models/unet.py, smdiff/tasks/binomial.py) ---------------
+# Gin files (gin/models/unet_*.gin) bind `train.task = @binomial.BinomialTask()`, its `model` to
+# `@binomial.UNet()` with `config = @binomial.UNetConfig()`, and its `density` to
+# `@binomial.pianoroll_density()`, the density of ones saved with the built `pianorolls` dataset.
+from smdiff.models import unet as _unet_model
+from smdiff.tasks import binomial as _binomial_task
+from tfds_builders.pianorolls import pianorolls as _pianorolls_builder
+
+gin.external_configurable(_unet_model.UNetConfig, name="UNetConfig", module="binomial")
+gin.external_configurable(_unet_model.UNet, name="UNet", module="binomial")
+gin.external_configurable(_binomial_task.BinomialTask, name="BinomialTask", module="binomial")
+gin.external_configurable(_pianorolls_builder.pianoroll_density, name="pianoroll_density", module="binomial")
+# --- end binomial diffusion ---

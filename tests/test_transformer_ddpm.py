@@ -104,3 +104,10 @@ def test_dropout_is_active_only_when_not_deterministic():
                         rngs={"dropout": jax.random.PRNGKey(6)})
     np.testing.assert_array_equal(eval_a, eval_b)
     assert not np.allclose(train, eval_a)
+
+
+def test_open_data_dim_follows_the_latent_dataset():
+    model = TransformerDDPM(TransformerDDPMConfig(**{**TINY.__dict__, "data_dim": None}))
+    x = jnp.ones((2, 5, 3))
+    params = model.init(jax.random.PRNGKey(7), x, jnp.ones((2,)))["params"]
+    assert model.apply({"params": params}, x, jnp.ones((2,))).shape == (2, 5, 3)

@@ -43,7 +43,7 @@ class DiffusionGenerator:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
-        self.latent_dim = self.task.model.config.data_dim
+        self.latent_dim = int(self.params["output"]["kernel"].shape[-1])  # d, also when the config left it open
         self._mesh = sharding.make_mesh()
         self._params = jax.device_put(self.params, sharding.replicated(self._mesh))
         self._compiled: dict[tuple, Callable] = {}

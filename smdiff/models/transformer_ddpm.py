@@ -16,7 +16,7 @@ from smdiff.models.transformer import TransformerEncoder, position_encoding, sin
 class TransformerDDPMConfig:
     """Defaults are the paper's (25.58M parameters with data_dim=42)."""
 
-    data_dim: int = 42  # active latent dims per position
+    data_dim: int | None = 42  # active latent dims per position; None = the input's last dim
     d_model: int = 128
     num_layers: int = 6
     num_heads: int = 8
@@ -74,8 +74,8 @@ class TransformerDDPM(nn.Module):
     @nn.compact
     def __call__(self, x_t: jnp.ndarray, noise_level: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
         c = self.config
-        if x_t.ndim != 3 or x_t.shape[-1] != c.data_dim:
-            raise ValueError(f"TransformerDDPM expects [batch, k, {c.data_dim}] inputs, got {x_t.shape}")
+        if x_t.ndim != 3 or c.data_dim not in (None, x_t.shape[-1]):
+            raise ValueError(f"TransformerDDPM expects [batch, k, {c.data_dim or 'd'}] inputs, got {x_t.shape}")
         if noise_level.shape != x_t.shape[:1]:
             raise ValueError(f"noise_level must be [batch] = {x_t.shape[:1]}, got {noise_level.shape}")
         h = nn.Dense(c.d_model, name="input_projection")(x_t)
@@ -92,4 +92,4 @@ class TransformerDDPM(nn.Module):
         h = nn.Dense(c.res_width, name="to_res_width")(nn.LayerNorm(name="encoder_norm")(h))
         for i in range(c.num_res_blocks):
             h = NoiseConditionedResBlock(c, name=f"res_block_{i}")(h, noise_level)
-        return nn.Dense(c.data_dim, name="output")(nn.LayerNorm(name="output_norm")(h))
+        return nn.Dense(x_t.shape[-1], name="output")(nn.LayerNorm(name="output_norm")(h))
