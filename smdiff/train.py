@@ -177,7 +177,11 @@ OPERATIVE_CONFIG_FILE = "operative_config.gin"
 
 def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tuple[Task, object]:
     """(task, params) of a run: the Task rebuilt from the workdir's gin config, params of `step`
-    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices."""
+    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices.
+
+    The caller's own gin configuration is put back afterwards, so sampling or evaluation jobs may call
+    this after parsing their gin files.
+    """
     import gin
 
     from smdiff import configurables  # noqa: F401  (registers everything gin may name)
@@ -186,10 +190,14 @@ def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tup
                         if os.path.exists(os.path.join(workdir, name))), None)
     if config_path is None:
         raise FileNotFoundError(f"{workdir} has neither {OPERATIVE_CONFIG_FILE} nor {CONFIG_FILE}: not a train workdir")
+    callers_config = gin.config_str()
     gin.clear_config()
-    gin.parse_config_file(config_path)
-    task_reference = gin.query_parameter("train.task")
-    task = task_reference.scoped_configurable_fn()
+    try:
+        gin.parse_config_file(config_path)
+        task = gin.query_parameter("train.task").scoped_configurable_fn()
+    finally:
+        gin.clear_config()
+        gin.parse_config(callers_config)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=ema, step=step)

@@ -64,7 +64,10 @@ def test_main_trains_writes_configs_and_load_trained_rebuilds(tmp_path):
     assert "TinyRegressionTask.dropout = 0.1" in operative
     assert os.path.isdir(workdir / "checkpoints" / "4")
 
+    gin.clear_config()
+    gin.parse_config("TinyRegressionTask.dropout = 0.3")  # a caller's own configuration survives loading
     task, ema_params = train_module.load_trained(str(workdir))
+    assert gin.query_parameter("TinyRegressionTask.dropout") == 0.3
     _, raw_params = train_module.load_trained(str(workdir), ema=False)
     assert isinstance(task, TinyRegressionTask) and task.dropout == 0.1
     assert jax.tree.structure(ema_params) == jax.tree.structure(raw_params)
