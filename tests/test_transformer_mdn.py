@@ -153,7 +153,8 @@ def test_sharded_sampling_equals_single_device(tiny, generator):
 @pytest.mark.slow
 def test_short_real_training_run_lowers_validation_nll(scaled_latents, tmp_path):
     """300 steps of the training core on real folk-tune latents (k=4, d=5): validation NLL falls."""
-    config = TransformerMDNConfig(latent_dim=5, sequence_length=4, d_model=32, num_layers=2, num_heads=4,
+    # k and d left open, as the CPU gin config leaves them: taken from the data.
+    config = TransformerMDNConfig(latent_dim=None, sequence_length=None, d_model=32, num_layers=2, num_heads=4,
                                   mlp_dim=64, residual_width=64, num_mixtures=8)
     task = MDNTask(TransformerMDN(config))
     result = train_module.train(
@@ -167,5 +168,7 @@ def test_short_real_training_run_lowers_validation_nll(scaled_latents, tmp_path)
     assert first["step"] == 50 and last["step"] == 300
     # NLL per window in nats; it can go negative (densities of [-1, 1]-scaled latents exceed 1).
     assert last["eval/nll"] < first["eval/nll"] - 2.0, (first, last)
-    samples = MDNGenerator(task.model, result.state.params).sample(jax.random.PRNGKey(0), 8)
+    with pytest.raises(ValueError, match="sequence_length"):
+        MDNGenerator(task.model, result.state.params)
+    samples = MDNGenerator(task.model, result.state.params, sequence_length=4).sample(jax.random.PRNGKey(0), 8)
     assert samples.shape == (8, 4, 5) and np.all(np.isfinite(np.asarray(samples)))

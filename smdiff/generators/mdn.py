@@ -49,15 +49,21 @@ def _generate(decoder: TransformerMDN, temperature: float, params, sample_keys: 
 class MDNGenerator:
     """Samples [n, k, d] sequences of scaled latents from a TransformerMDN's `params`.
 
+    sequence_length: k (default: the model config's; required when that is None).
     temperature: component logits / T and variances * T (1 = the model's density, the paper's setting).
     mesh: sample over its `data` axis (default: all devices); the batch is padded to a multiple of its size.
     """
 
-    def __init__(self, model: TransformerMDN, params, temperature: float = 1.0, mesh: Mesh | None = None):
+    def __init__(self, model: TransformerMDN, params, sequence_length: int | None = None, temperature: float = 1.0,
+                 mesh: Mesh | None = None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        self.sequence_length = model.config.sequence_length
-        self.latent_dim = model.config.latent_dim
+        self.sequence_length = sequence_length or model.config.sequence_length
+        if self.sequence_length is None:
+            raise ValueError("the model config leaves sequence_length open: pass the sequence_length to sample")
+        if model.config.sequence_length is not None and self.sequence_length > model.config.sequence_length:
+            raise ValueError(f"the model takes at most {model.config.sequence_length} latents, asked for {self.sequence_length}")
+        self.latent_dim = params["input_projection"]["kernel"].shape[0]  # d, the trained model's input width
         self.temperature = temperature
         self._mesh = sharding.make_mesh() if mesh is None else mesh
         self._params = jax.device_put(params, sharding.replicated(self._mesh))

@@ -26,8 +26,8 @@ from smdiff.models.transformer import TransformerEncoder, sinusoidal_encoding
 class TransformerMDNConfig:
     """Sizes of the TransformerMDN. Defaults are the paper's (L=6, H=8, K=2, 2048-wide, 100 Gaussians)."""
 
-    latent_dim: int = 42
-    sequence_length: int = 32
+    latent_dim: int | None = 42  # d; None = the input's last dim (the latent dataset's)
+    sequence_length: int | None = 32  # k, the longest sequence accepted; None = any (positions are sinusoidal)
     d_model: int = 128
     num_layers: int = 6
     num_heads: int = 8
@@ -38,8 +38,8 @@ class TransformerMDNConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        sizes = (self.latent_dim, self.sequence_length, self.d_model, self.num_layers, self.num_heads, self.mlp_dim,
-                 self.residual_width, self.num_mixtures)
+        sizes = (self.latent_dim or 1, self.sequence_length or 1, self.d_model, self.num_layers, self.num_heads,
+                 self.mlp_dim, self.residual_width, self.num_mixtures)
         if min(sizes) < 1 or self.num_residual_blocks < 0 or not 0 <= self.dropout < 1:
             raise ValueError(f"TransformerMDNConfig needs positive sizes and 0 <= dropout < 1: {self}")
         if self.d_model % self.num_heads:
@@ -134,8 +134,9 @@ class TransformerMDN(nn.Module):
     @nn.compact
     def __call__(self, inputs: jax.Array, deterministic: bool = True) -> MixtureParams:
         c = self.config
-        if inputs.shape[-1] != c.latent_dim:
-            raise ValueError(f"TransformerMDN expects [..., {c.latent_dim}] latents, got {inputs.shape}")
+        latent_dim = inputs.shape[-1]
+        if inputs.ndim != 3 or c.latent_dim not in (None, latent_dim):
+            raise ValueError(f"TransformerMDN expects [batch, k, {c.latent_dim or 'd'}] latents, got {inputs.shape}")
         if self.decode:
             cache_ready = self.has_variable("cache", "position")
             position = self.variable("cache", "position", lambda: jnp.zeros((), jnp.int32))
@@ -146,7 +147,7 @@ class TransformerMDN(nn.Module):
                 positions = jnp.arange(inputs.shape[1])
             h = inputs
         else:
-            if inputs.shape[1] > c.sequence_length:
+            if c.sequence_length is not None and inputs.shape[1] > c.sequence_length:
                 raise ValueError(f"sequences longer than {c.sequence_length} latents: {inputs.shape}")
             positions = jnp.arange(inputs.shape[1])
             h = shift_right(inputs)
@@ -161,4 +162,4 @@ class TransformerMDN(nn.Module):
         for i in range(c.num_residual_blocks):
             h = ResidualMLPBlock(c.residual_width, name=f"residual_block_{i}")(h)
         h = nn.LayerNorm(name="head_norm")(h)
-        return MixtureDensityHead(c.latent_dim, c.num_mixtures, name="mixture")(h)
+        return MixtureDensityHead(latent_dim, c.num_mixtures, name="mixture")(h)

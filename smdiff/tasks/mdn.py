@@ -23,9 +23,11 @@ class MDNTask:
 
     def _latents(self, batch: dict[str, jax.Array]) -> jax.Array:
         latents = batch["latents"]
-        expected = (self.model.config.sequence_length, self.model.config.latent_dim)
-        if latents.ndim != 3 or latents.shape[1:] != expected:
-            raise ValueError(f"MDNTask expects latents [batch, {expected[0]}, {expected[1]}], got {latents.shape}")
+        config = self.model.config
+        if (latents.ndim != 3 or config.sequence_length not in (None, latents.shape[1])
+                or config.latent_dim not in (None, latents.shape[2])):
+            raise ValueError(f"MDNTask expects latents [batch, {config.sequence_length or 'k'}, "
+                             f"{config.latent_dim or 'd'}], got {latents.shape}")
         return latents
 
     def log_likelihood(self, params, latents: jax.Array, rng: jax.Array | None = None) -> jax.Array:
@@ -34,12 +36,13 @@ class MDNTask:
         mixture = self.model.apply({"params": params}, latents, deterministic=rng is None, rngs=rngs)
         return gaussian_mixture.log_prob(mixture, latents)
 
-    def _metrics(self, log_likelihood: jax.Array) -> dict[str, jax.Array]:
+    @staticmethod
+    def _metrics(log_likelihood: jax.Array, latent_dim: int) -> dict[str, jax.Array]:
         nll = -log_likelihood.sum(-1).mean()  # per window
         return {
             "nll": nll,
             "nll_per_latent": nll / log_likelihood.shape[-1],
-            "nll_per_dim": nll / (log_likelihood.shape[-1] * self.model.config.latent_dim),
+            "nll_per_dim": nll / (log_likelihood.shape[-1] * latent_dim),
             # The first latent has only the start token as context; the rest see their predecessors.
             "nll_first_latent": -log_likelihood[:, 0].mean(),
         }
@@ -47,8 +50,10 @@ class MDNTask:
     def loss(self, params, batch: dict[str, jax.Array], rng: jax.Array, step: jax.Array
              ) -> tuple[jax.Array, dict[str, jax.Array]]:
         dropout_rng = rng if self.model.config.dropout > 0 else None
-        metrics = self._metrics(self.log_likelihood(params, self._latents(batch), dropout_rng))
+        latents = self._latents(batch)
+        metrics = self._metrics(self.log_likelihood(params, latents, dropout_rng), latents.shape[-1])
         return metrics["nll"], {"loss": metrics["nll"], **metrics}
 
     def evaluate(self, params, batch: dict[str, jax.Array], rng: jax.Array) -> dict[str, jax.Array]:
-        return self._metrics(self.log_likelihood(params, self._latents(batch)))
+        latents = self._latents(batch)
+        return self._metrics(self.log_likelihood(params, latents), latents.shape[-1])
