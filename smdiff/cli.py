@@ -6,7 +6,7 @@ Modules are imported only when their job is asked for, so `smdiff --help` stays 
 import importlib
 import sys
 
-from absl import app
+from absl import app, flags
 
 # job name -> module with an absl-style `main(argv)`.
 JOBS = {
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(JOBS[job])
+    flags.adopt_module_key_flags(module)  # so `smdiff <job> --help` lists the job's own flags
     app.run(module.main, argv=[f"smdiff {job}", *argv[2:]])
 
 

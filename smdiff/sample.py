@@ -20,6 +20,7 @@ skips finished chunks and redoes a half-written one. Shards default to the proce
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Sequence
@@ -30,6 +31,7 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from tqdm import tqdm
 
+from smdiff import flag_defs
 from smdiff.data import melody
 from smdiff.data.latents import LatentScaling
 from smdiff.generators import base
@@ -63,13 +65,17 @@ class SamplingSpec:
         return None
 
 
-def load_latent_split(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
-    """All scaled latents of a split of a prepared melody_latents dataset, float32 [m, k, d]."""
+def load_latent_split(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """All scaled latents of a split of a prepared melody_latents dataset, float32 [m, k, d], and each
+    window's (song_id, start_chunk), which names it in the melody_windows dataset too."""
     dataset = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))
-    latents = [example["latents"] for example in dataset]
+    latents, keys = [], []
+    for example in dataset:
+        latents.append(example["latents"])
+        keys.append((example["song_id"].decode(), int(example["start_chunk"])))
     if not latents:
         raise ValueError(f"split {split!r} of {builder.info.full_name} is empty")
-    return np.stack(latents).astype(np.float32)
+    return np.stack(latents).astype(np.float32), keys
 
 
 def generate(generator, spec: SamplingSpec, rng: jax.Array, known: np.ndarray | None, sequence_length: int,
@@ -149,6 +155,16 @@ def load_samples(output_dir: str, task: str) -> dict[str, np.ndarray]:
     return {key: value[order] for key, value in arrays.items()}
 
 
+def load_spec(output_dir: str, task: str) -> SamplingSpec:
+    """The SamplingSpec a finished run of `task` in `output_dir` was made with (from its first marker)."""
+    folders = chunks.completed_chunks(output_dir, task)
+    if not folders:
+        raise FileNotFoundError(f"no completed {task!r} chunks in {output_dir}")
+    with open(os.path.join(folders[0], chunks.DONE_MARKER)) as f:
+        marker = json.load(f)
+    return SamplingSpec(**{field.name: marker[field.name] for field in dataclasses.fields(SamplingSpec)})
+
+
 def build_generator(name: str, prior_workdir: str | None, scaling: LatentScaling, held_latents: np.ndarray,
                     sampler: str = "ddpm", num_steps: int | None = None, eta: float = 0.0,
                     temperature: float = 1.0, ema: bool = True):
@@ -189,27 +205,30 @@ def load_vae_decoder(vae_workdir: str, scaling: LatentScaling) -> LatentDecoder:
     return LatentDecoder(task.model, params, scaling)
 
 
-flags.DEFINE_enum("generator", "diffusion", GENERATORS, "which generator to sample")
-flags.DEFINE_string("prior_workdir", None, "train workdir of the diffusion or MDN prior")
-flags.DEFINE_string("vae_workdir", None, "train workdir of the melody VAE that decodes the latents")
-flags.DEFINE_string("latents", "melody_latents/embedded", "the prepared latent dataset (name/config)")
-flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir holding the latent dataset")
-flags.DEFINE_enum("task", "unconditional", TASKS, "what to generate")
-flags.DEFINE_string("output_dir", None, "where the chunks go")
-flags.DEFINE_integer("num_samples", 1000, "samples in the whole run (all shards)")
-flags.DEFINE_integer("chunk_size", 250, "samples per chunk")
-flags.DEFINE_integer("seed", 0, "seed of the run; chunk i uses fold_in(seed, i)")
-flags.DEFINE_integer("num_missing", None, "infilling: latents missing in the middle (default k // 2)")
-flags.DEFINE_integer("num_known", None, "continuation: latents given at the start (default k // 2)")
-flags.DEFINE_float("variation_strength", 0.5, "variation: fraction of the forward process applied (0..1)")
-flags.DEFINE_enum("sampler", "ddpm", ("ddpm", "ddim"), "diffusion sampler")
-flags.DEFINE_integer("num_steps", None, "DDIM steps (default: all N)")
-flags.DEFINE_float("eta", 0.0, "DDIM stochasticity (1 = ancestral)")
-flags.DEFINE_float("temperature", 1.0, "MDN sampling temperature")
-flags.DEFINE_integer("shard_id", None, "this process's shard (default: the jax process index)")
-flags.DEFINE_integer("num_shards", None, "number of shards (default: the jax process count)")
-flags.DEFINE_bool("write_midi", True, "write a MIDI file per sample")
+def define_flags() -> None:
+    flag_defs.define("enum", "generator", "diffusion", "which generator to sample", enum_values=GENERATORS)
+    flag_defs.define("string", "prior_workdir", None, "train workdir of the diffusion or MDN prior")
+    flag_defs.define("string", "vae_workdir", None, "train workdir of the melody VAE that decodes the latents")
+    flag_defs.define("string", "latents", "melody_latents/embedded", "the prepared latent dataset (name/config)")
+    flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir holding the latent dataset")
+    flag_defs.define("enum", "task", "unconditional", "what to generate", enum_values=TASKS)
+    flag_defs.define("string", "output_dir", None, "where the chunks go")
+    flag_defs.define("integer", "num_samples", 1000, "samples in the whole run (all shards)")
+    flag_defs.define("integer", "chunk_size", 250, "samples per chunk")
+    flag_defs.define("integer", "seed", 0, "seed of the run; chunk i uses fold_in(seed, i)")
+    flag_defs.define("integer", "num_missing", None, "infilling: latents missing in the middle (default k // 2)")
+    flag_defs.define("integer", "num_known", None, "continuation: latents given at the start (default k // 2)")
+    flag_defs.define("float", "variation_strength", 0.5, "variation: fraction of the forward process applied (0..1)")
+    flag_defs.define("enum", "sampler", "ddpm", "diffusion sampler", enum_values=("ddpm", "ddim"))
+    flag_defs.define("integer", "num_steps", None, "DDIM steps (default: all N)")
+    flag_defs.define("float", "eta", 0.0, "DDIM stochasticity (1 = ancestral)")
+    flag_defs.define("float", "temperature", 1.0, "MDN sampling temperature")
+    flag_defs.define("integer", "shard_id", None, "this process's shard (default: the jax process index)")
+    flag_defs.define("integer", "num_shards", None, "number of shards (default: the jax process count)")
+    flag_defs.define("bool", "write_midi", True, "write a MIDI file per sample")
 
+
+define_flags()
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
@@ -221,7 +240,7 @@ def main(argv: Sequence[str]) -> None:
 
     builder = tfds.builder(FLAGS.latents, data_dir=FLAGS.data_dir)
     scaling = LatentScaling.load(builder.data_dir)
-    test_latents = load_latent_split(builder, "test")
+    test_latents, _ = load_latent_split(builder, "test")
     generator = build_generator(FLAGS.generator, FLAGS.prior_workdir, scaling, test_latents, FLAGS.sampler,
                                 FLAGS.num_steps, FLAGS.eta, FLAGS.temperature)
     decoder = load_vae_decoder(FLAGS.vae_workdir, scaling)

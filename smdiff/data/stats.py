@@ -17,11 +17,12 @@ import os
 import numpy as np
 from absl import app, flags
 
+from smdiff import flag_defs
 from smdiff.evaluation.notes import events_to_notes
 
-_DATASET = flags.DEFINE_string("dataset", "melody_windows/embedded", "TFDS name/config of a melody dataset.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data dir holding the built dataset.")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON (default: in the dataset folder).")
+flag_defs.define("string", "dataset", "melody_windows/embedded", "TFDS name/config of a melody dataset.")
+flag_defs.define("string", "data_dir", "data/tfds", "TFDS data dir holding the built dataset.")
+flag_defs.define("string", "output", None, "Where to write the JSON (default: in the dataset folder).")
 
 
 def _summary(values: list[int]) -> dict:
@@ -121,8 +122,8 @@ def format_statistics(stats: dict) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    stats = dataset_statistics(_DATASET.value, _DATA_DIR.value)
-    output = _OUTPUT.value or os.path.join(stats["data_dir"], "statistics.json")
+    stats = dataset_statistics(flags.FLAGS.dataset, flags.FLAGS.data_dir)
+    output = flags.FLAGS.output or os.path.join(stats["data_dir"], "statistics.json")
     with open(output, "w") as f:
         json.dump(stats, f, indent=1)
     print(format_statistics(stats))

@@ -1,0 +1,177 @@
+"""The evaluation job: the paper's Table 1 (both OA readings), latent FD/MMD, note statistics, figures.
+
+    smdiff evaluate --samples_dir=samples --data_dir=data/tfds --windows=melody_windows/embedded \\
+        --latents=melody_latents/embedded --output_dir=eval
+
+`--samples_dir` holds one folder per generator (`diffusion/`, `mdn/`, `interpolation/`, `prior/`), each with
+the chunks `smdiff sample` wrote for the tasks `unconditional` and `infilling`; whatever is present is
+evaluated, whatever is missing shows as "-". The ground truth (GT) of the OA metric is the training split
+of the melody windows (up to --max_reference windows, drawn with --seed); the Train and Test rows are
+--num_real random windows of each split measured against it. Latent FD and MMD compare each generator's
+latents with the test split's latents.
+
+Writes to --output_dir: table1.md and table1.json (the table under the paper's 'pooled' reading, every
+other figure in the JSON), table1_per_sequence.md (the other reading), figures/*.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import app, flags, logging
+
+from smdiff import flag_defs, sample
+from smdiff.evaluation import latent_metrics, melody_sets, plots, table
+from smdiff.evaluation.notes import events_to_notes
+
+ROW_NAMES = {
+    "diffusion": "Diffusion",
+    "mdn": "Autoregression (MDN)",
+    "interpolation": "Interpolation",
+    "prior": "N(0,I) prior",
+}
+TABLE_TASKS = ("unconditional", "infilling")
+
+
+def load_windows(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """Events int [m, k * 32] of every window of a melody_windows split, and each one's (song_id, start_chunk)."""
+    events, keys = [], []
+    for example in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+        events.append(example["events"].reshape(-1))
+        keys.append((example["song_id"].decode(), int(example["start_chunk"])))
+    if not events:
+        raise ValueError(f"split {split!r} of {builder.info.full_name} is empty")
+    return np.stack(events), keys
+
+
+def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
+             test_latents: np.ndarray | None = None, known_events: np.ndarray | None = None,
+             num_real: int = 1000, max_reference: int | None = None, seed: int = 0) -> dict:
+    """Computes and writes everything; returns the JSON-able results.
+
+    Args:
+      samples_dir: one sub-folder per generator with `smdiff sample` chunks.
+      train_events: [m, steps] training windows, the GT set (up to `max_reference` of them, drawn at random).
+      test_events: [m', steps] held-out windows (the Test row).
+      test_latents: [m'', k, d] scaled test latents, the pool conditional tasks drew from, for FD/MMD.
+      known_events: [m'', steps] the real melody of each test latent window (the figures' "real" row).
+      num_real: windows of each split in the Train and Test rows.
+    """
+    rng = np.random.default_rng(seed)
+    if max_reference is not None and len(train_events) > max_reference:
+        train_events = train_events[rng.choice(len(train_events), max_reference, replace=False)]
+    ground_truth = melody_sets.set_overlaps(train_events)
+
+    def real_rows(events):
+        chosen = events[rng.choice(len(events), min(num_real, len(events)), replace=False)]
+        report = melody_sets.report(melody_sets.set_overlaps(chosen), ground_truth)
+        return {task: report for task in TABLE_TASKS}  # real data is the same for both tasks
+
+    results = {"Train": real_rows(train_events), "Test": real_rows(test_events)}
+    samples, specs = {}, {}
+    for generator, row in ROW_NAMES.items():
+        for task in TABLE_TASKS:
+            folder = os.path.join(samples_dir, generator)
+            try:
+                samples[generator, task] = sample.load_samples(folder, task)
+            except FileNotFoundError:
+                continue
+            specs[generator, task] = sample.load_spec(folder, task)
+            logging.info("evaluating %d %s %s samples", len(samples[generator, task]["events"]), generator, task)
+            report = melody_sets.report(melody_sets.set_overlaps(samples[generator, task]["events"]), ground_truth)
+            if test_latents is not None:
+                generated = samples[generator, task]["latents"]
+                report["latent_fd"] = latent_metrics.frechet_distance(test_latents, generated)
+                report["latent_mmd"] = latent_metrics.mmd_polynomial(test_latents, generated)
+            results.setdefault(row, {})[task] = report
+    if len(results) == 2:
+        raise FileNotFoundError(f"no generator folder with completed chunks under {samples_dir} "
+                                f"(expected some of {sorted(ROW_NAMES)})")
+    _write_outputs(results, samples, specs, known_events, ground_truth, output_dir)
+    return results
+
+
+def _table_view(results: dict, key: str) -> dict:
+    return {row: {task: report[key] for task, report in tasks.items()} for row, tasks in results.items()}
+
+
+def _write_outputs(results, samples, specs, known_events, ground_truth, output_dir) -> None:
+    figures = os.path.join(output_dir, "figures")
+    os.makedirs(figures, exist_ok=True)
+    markdown = table.to_markdown(_table_view(results, "table"), "Measured (pooled reading)")
+    markdown += "\n" + table.to_markdown(table.paper_results(), "Paper, Table 1 (LMD, k=32)")
+    with open(os.path.join(output_dir, "table1.md"), "w") as f:
+        f.write(markdown)
+    with open(os.path.join(output_dir, "table1_per_sequence.md"), "w") as f:
+        f.write(table.to_markdown(_table_view(results, "relative_per_sequence"), "Measured (per-sequence reading)"))
+    with open(os.path.join(output_dir, "table1.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(markdown)
+
+    for feature in melody_sets.FEATURES:
+        distributions = {"train (GT)": np.concatenate(ground_truth.per_melody[feature])}
+        for (generator, task), arrays in samples.items():
+            if task == "unconditional":
+                oas = melody_sets.set_overlaps(arrays["events"]).per_melody[feature]
+                distributions[ROW_NAMES[generator]] = np.concatenate(oas)
+        plots.overlap_distributions(distributions, os.path.join(figures, f"oa_{feature}.png"), feature)
+    _infilling_figure(samples, specs, known_events, figures)
+
+
+def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | None, figures: str,
+                      examples: int = 2) -> None:
+    """Paper Fig. 2: for the first examples, the real window and each generator's infill of its gap."""
+    infills = {generator: arrays for (generator, task), arrays in samples.items() if task == "infilling"}
+    if not infills:
+        return
+    first_generator, first = next(iter(infills.items()))
+    num_steps, sequence_length = first["events"].shape[1], first["latents"].shape[1]
+    mask = specs[first_generator, "infilling"].known_mask(sequence_length)
+    missing = np.flatnonzero(~mask)
+    steps_per_latent = num_steps // sequence_length
+    gap = (int(missing[0]) * steps_per_latent, (int(missing[-1]) + 1) * steps_per_latent)
+    for example in range(min(examples, len(first["events"]))):
+        known_index = int(first["known_index"][example])
+        rolls = {} if known_events is None else {"real (test window)": events_to_notes(known_events[known_index])}
+        for generator, arrays in infills.items():
+            rolls[ROW_NAMES[generator]] = events_to_notes(arrays["events"][example])
+        plots.piano_rolls(rolls, num_steps, os.path.join(figures, f"infilling_example_{example}.png"), gap,
+                          title=f"Infilling the shaded gap of test window {known_index}")
+
+
+def define_flags() -> None:
+    flag_defs.define("string", "samples_dir", None, "folder with one sub-folder of chunks per generator")
+    flag_defs.define("string", "output_dir", None, "where the table and figures go")
+    flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir of the datasets")
+    flag_defs.define("string", "windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)")
+    flag_defs.define("string", "latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)")
+    flag_defs.define("integer", "max_reference", 20000, "training windows in the GT set at most")
+    flag_defs.define("integer", "num_real", 1000, "windows of each split in the Train and Test rows")
+    flag_defs.define("integer", "seed", 0, "seed of the random draws")
+
+
+define_flags()
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
+    FLAGS = flags.FLAGS
+    if not FLAGS.samples_dir or not FLAGS.output_dir:
+        raise app.UsageError("--samples_dir and --output_dir are required")
+    import tfds_builders  # noqa: F401  (registers smdiff's datasets)
+
+    windows = tfds.builder(FLAGS.windows, data_dir=FLAGS.data_dir)
+    train_events, _ = load_windows(windows, "train")
+    test_events, test_keys = load_windows(windows, "test")
+    test_latents, latent_keys = sample.load_latent_split(tfds.builder(FLAGS.latents, data_dir=FLAGS.data_dir), "test")
+    events_by_key = dict(zip(test_keys, test_events))  # a song's doubled melodies share a key: any one will do
+    known_events = np.stack([events_by_key[key] for key in latent_keys])
+    evaluate(FLAGS.samples_dir, train_events, test_events, FLAGS.output_dir, test_latents, known_events,
+             FLAGS.num_real, FLAGS.max_reference, FLAGS.seed)
+
+if __name__ == "__main__":
+    app.run(main)
