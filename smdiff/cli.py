@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags
 
+from smdiff import flag_defs
+
 # job name -> module with an absl-style `main(argv)`.
 JOBS = {
     "stats": "smdiff.data.stats",
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(JOBS[job])
-    flags.adopt_module_key_flags(module)  # so `smdiff <job> --help` lists the job's own flags
+    # So that `smdiff <job> --help` lists the job's flags (defined by the module or through flag_defs).
+    flags.adopt_module_key_flags(module)
+    flags.adopt_module_key_flags(flag_defs)
     app.run(module.main, argv=[f"smdiff {job}", *argv[2:]])
 
 
