@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(JOBS[job])
+    if hasattr(module, "define_flags"):
+        module.define_flags()
     # So that `smdiff <job> --help` lists the job's flags (defined by the module or through flag_defs).
     flags.adopt_module_key_flags(module)
     flags.adopt_module_key_flags(flag_defs)

@@ -153,8 +153,6 @@ def define_flags() -> None:
     flag_defs.define("integer", "seed", 0, "seed of the random draws")
 
 
-define_flags()
-
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
@@ -174,4 +172,5 @@ def main(argv: Sequence[str]) -> None:
              FLAGS.num_real, FLAGS.max_reference, FLAGS.seed)
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -228,8 +228,6 @@ def define_flags() -> None:
     flag_defs.define("bool", "write_midi", True, "write a MIDI file per sample")
 
 
-define_flags()
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
@@ -255,4 +253,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
