@@ -1,5 +1,5 @@
-"""The sampling job on real corpus latents: shard coverage, reproducibility across shard counts, resume,
-MIDI output, and tasks a generator cannot do.
+"""The sampling and evaluation jobs on real corpus latents: shard coverage, reproducibility across shard
+counts, resume, MIDI output, tasks a generator cannot do, and Table 1 with its figures.
 
 The latents are real folk-tune windows encoded by the small VAE of tests/real_latents.py; the generators
 are the two that need no training (interpolation and the N(0, I) prior), decoded by the same VAE.
@@ -10,8 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from smdiff import sample
+from smdiff import evaluate, sample
 from smdiff.data import latents
+from smdiff.data.chunks import all_rest
 from smdiff.generators import base
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator
 from smdiff.sampling import chunks
@@ -33,6 +34,16 @@ def setting():
     held = np.concatenate([np.asarray(scaling.to_model(batch.z)) for batch in
                            latents.encode_windows(encoder, windows["validation"], 64, skipped)])
     return scaling, held, LatentDecoder(model, params, scaling)
+
+
+@pytest.fixture(scope="module")
+def real_events():
+    """Events [m, k * 32] of the train and validation windows; the validation ones in the order of `held`
+    (the encoder drops windows with an all-rest chunk)."""
+    windows = real_latents.corpus_windows(num_tunes=12, num_train_tunes=10)
+    train = np.stack([w["events"].reshape(-1) for w in windows["train"]])
+    held = [w["events"] for w in windows["validation"] if not all_rest(w["events"]).any()]
+    return train, np.stack(held).reshape(len(held), -1)
 
 
 def test_chunks_are_identical_whichever_shard_makes_them(setting, tmp_path):
@@ -87,3 +98,34 @@ def test_unsupported_tasks_fail_clearly(setting, tmp_path):
     with pytest.raises(ValueError, match="known_pool"):
         sample.run(generator, decoder, sample.SamplingSpec("continuation", 2, 2), str(tmp_path), held.shape[1])
     assert jax.device_count() == 8  # the decoder above really ran sharded
+
+
+def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
+    scaling, held, decoder = setting
+    train_events, held_events = real_events
+    generators = {"interpolation": InterpolationGenerator(scaling, held), "prior": PriorGenerator(scaling, held.shape[1])}
+    for name, generator in generators.items():
+        for task in ("unconditional", "infilling"):
+            spec = sample.SamplingSpec(task, num_samples=8, chunk_size=8, write_midi=False)
+            sample.run(generator, decoder, spec, str(tmp_path / "samples" / name), held.shape[1], held)
+    out = tmp_path / "eval"
+    results = evaluate.evaluate(str(tmp_path / "samples"), train_events, held_events, str(out), held, held_events,
+                                num_real=20)
+    assert set(results) == {"Train", "Test", "Interpolation", "N(0,I) prior"}
+    for row in results.values():
+        for report in row.values():
+            for feature in ("pitch", "duration"):
+                consistency, variance = report["table"][feature]
+                assert 0.0 <= consistency <= 1.0 and 0.0 <= variance <= 1.0
+    interpolation = results["Interpolation"]["unconditional"]
+    assert interpolation["latent_fd"] > 0 and "relative_per_sequence" in interpolation
+    markdown = (out / "table1.md").read_text()
+    assert "| Interpolation |" in markdown and "| Diffusion | 0.99 |" in markdown  # measured, then the paper's
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["infilling_example_0.png", "infilling_example_1.png", "oa_duration.png", "oa_pitch.png"]
+
+
+def test_evaluation_without_samples_is_an_error(real_events, tmp_path):
+    train_events, held_events = real_events
+    with pytest.raises(FileNotFoundError, match="no generator folder"):
+        evaluate.evaluate(str(tmp_path), train_events, held_events, str(tmp_path / "eval"))
