@@ -139,3 +139,64 @@ def test_scaling_saves_and_loads_from_a_file_or_a_dataset_dir(tmp_path, encoded)
         latents.LatentScaling((0, 1), 1.0, 1.0, 8)
     with pytest.raises(ValueError, match="ascending"):
         latents.LatentScaling((3, 9), -1.0, 1.0, 8)
+
+
+@pytest.mark.slow
+def test_melody_latents_builder_end_to_end(tmp_path):
+    """melody_windows of 30 real tunes -> the tiny gin VAE trained 2 steps (a real train workdir) ->
+    melody_latents: scaling in the metadata, train range [-1, 1], mu stored exactly as the VAE encodes."""
+    import dataclasses
+
+    import gin
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from smdiff import configurables
+    from smdiff import train as train_module
+    from tfds_builders import melody_common
+    from tfds_builders.melody_latents import melody_latents
+    from tfds_builders.melody_windows import MelodyWindows
+
+    data_dir = str(tmp_path / "tfds")
+    windows_config = dataclasses.replace(melody_common.EMBEDDED, name="embedded_slice", max_tunes=30, workers=1)
+    windows = MelodyWindows(config=windows_config, data_dir=data_dir)
+    windows.download_and_prepare()
+    train_events = np.concatenate([w["events"] for w in tfds.as_numpy(windows.as_dataset(split="train"))])
+
+    workdir = tmp_path / "vae"
+    gin.clear_config()
+    gin.add_config_file_search_path(train_module.REPO_ROOT)
+    gin.parse_config_files_and_bindings(["gin/models/melody_vae_tiny.gin", "gin/runs/cpu_smoke.gin"],
+                                        ["train.num_train_steps = 2", "train.checkpoint_every_steps = 2"])
+    workdir.mkdir()
+    (workdir / train_module.CONFIG_FILE).write_text(gin.config_str())
+    configurables.train(workdir=str(workdir), train_data=tf.data.Dataset.from_tensor_slices({"events": train_events}))
+    gin.clear_config()
+
+    config = dataclasses.replace(melody_latents.EMBEDDED, name="embedded_slice", windows="melody_windows/embedded_slice",
+                                 batch_size=64)
+    builder = melody_latents.MelodyLatents(config=config, data_dir=data_dir, vae_workdir=str(workdir))
+    builder.download_and_prepare()
+    scaling = latents.LatentScaling.load(builder.data_dir)
+    mean_sigma = np.asarray(builder.info.metadata["mean_sigma"])
+    assert scaling.z_size == 8 and scaling.active_dims == tuple(np.flatnonzero(mean_sigma < 0.98))
+
+    def read(split):
+        return list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+
+    train = read("train")
+    assert len(train) == windows.info.splits["train"].num_examples - builder.info.metadata["tally"]["train"][
+        "duplicate_windows"]
+    z_train = np.stack([example["latents"] for example in train])  # [n, 4, d]
+    assert z_train.shape[1:] == (K, scaling.dim)
+    np.testing.assert_allclose([z_train.min(), z_train.max()], [-1.0, 1.0], atol=1e-5)
+
+    vae_task, params = train_module.load_trained(str(workdir))
+    vae_model = vae_task.model
+    stored = {(e["song_id"], e["start_chunk"]): e["latents_mu"] for e in read("validation")}
+    checked = 0
+    for window in tfds.as_numpy(windows.as_dataset(split="validation")):
+        mu, _ = vae_model.apply({"params": params}, jnp.asarray(window["events"]), method=vae_model.encode)
+        np.testing.assert_allclose(stored[(window["song_id"], window["start_chunk"])], scaling.to_model(mu), atol=1e-4)
+        checked += 1
+    assert checked == len(stored) > 0
