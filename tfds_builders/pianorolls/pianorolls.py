@@ -133,3 +133,8 @@ def load_statistics(builder: tfds.core.DatasetBuilder) -> dict:
         raise FileNotFoundError(f"{path} missing: build the dataset first (see tfds_builders/pianorolls)")
     with open(path) as f:
         return json.load(f)
+
+
+def pianoroll_density(name: str = "pianorolls/bach_chorales", data_dir: str | None = None) -> float:
+    """The train split's density of ones r of a built `pianorolls` dataset (the binomial process's r)."""
+    return float(load_statistics(tfds.builder(name, data_dir=data_dir))["density"])

@@ -1,0 +1,132 @@
+"""The binomial process against closed forms: marginals, the exact posterior by enumeration, clamping."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from smdiff.diffusion import binomial
+
+PROCESS = binomial.BinomialProcess(density=0.07, num_steps=100)
+SHORT = binomial.BinomialProcess(density=0.07, num_steps=20)  # for the samplers: fewer steps, same code
+
+
+def _bernoulli(p, value):
+    return p if value == 1 else 1.0 - p
+
+
+def _one_step(process, x_prev, t):
+    """q(x_t = 1 | x_{t-1}): keep with alpha_t / alpha_{t-1}, else redraw from Bernoulli(r)."""
+    keep = (1.0 - t / process.num_steps) / (1.0 - (t - 1) / process.num_steps)
+    return keep * x_prev + (1.0 - keep) * process.density
+
+
+def test_forward_marginal_matches_closed_form():
+    steps = np.array([0, 1, 30, 70, 100])
+    x0 = jnp.tile(jnp.array([0.0, 1.0]), (len(steps), 4000, 32))  # [t, 4000, 64]: half the cells on
+    x_t = np.asarray(binomial.q_sample(PROCESS, jax.random.PRNGKey(0), x0, jnp.asarray(steps)))
+    assert set(np.unique(x_t)) <= {0.0, 1.0}
+    for i, t in enumerate(steps):
+        for value in (0, 1):
+            expected = value * (1 - t / 100) + 0.07 * t / 100
+            cells = x_t[i, :, value::2]
+            sigma = np.sqrt(expected * (1 - expected) / cells.size)
+            assert abs(cells.mean() - expected) <= 5 * sigma + 1e-7, (t, value)
+
+
+def test_step_by_step_chain_reaches_the_closed_form_marginal():
+    """Running the one-step kernel t times gives the marginal the closed form (and the sampler) assume."""
+    x = jnp.ones((200_000,))
+    rng = jax.random.PRNGKey(0)
+    for t in range(1, 61):
+        rng, step_rng = jax.random.split(rng)
+        x = jax.random.bernoulli(step_rng, _one_step(PROCESS, x, t)).astype(jnp.float32)
+        if t in (1, 20, 60):
+            expected = float(binomial.marginal_probability(PROCESS, jnp.ones(()), jnp.array(t)))
+            sigma = np.sqrt(expected * (1 - expected) / x.size)
+            assert abs(float(x.mean()) - expected) <= 5 * sigma
+
+
+def _chained_likelihood(process, s, t):
+    """q(x_t = b | x_s = a) as a 2x2 matrix [a, b], by multiplying the one-step kernels s+1 .. t."""
+    matrix = np.eye(2)
+    for step in range(s + 1, t + 1):
+        one = [_one_step(process, a, step) for a in (0, 1)]
+        matrix = matrix @ np.array([[1 - one[0], one[0]], [1 - one[1], one[1]]])
+    return matrix
+
+
+@pytest.mark.parametrize("t,s", [(1, 0), (2, 1), (37, 36), (100, 99), (60, 45), (100, 0)])
+@pytest.mark.parametrize("prior_one", [0.0, 0.3, 1.0])
+def test_posterior_matches_bayes_by_enumeration(t, s, prior_one):
+    """With x0 ~ Bernoulli(prior_one) and the denoiser giving the true P(x0 = 1 | x_t), the posterior
+    sampler's P(x_s = 1 | x_t) must equal the one computed from the enumerated joint of (x0, x_s, x_t)."""
+    r, steps = PROCESS.density, PROCESS.num_steps
+    marginal = lambda x0, step: x0 * (1 - step / steps) + r * step / steps  # noqa: E731
+    likelihood = _chained_likelihood(PROCESS, s, t)
+    joint = {}
+    for x0, x_s, x_t in itertools.product((0, 1), repeat=3):
+        joint[x0, x_s, x_t] = (
+            _bernoulli(prior_one, x0) * _bernoulli(marginal(x0, s), x_s) * likelihood[x_s, x_t]
+        )
+    for x_t in (0, 1):
+        evidence = sum(joint[a, b, x_t] for a in (0, 1) for b in (0, 1))
+        if evidence < 1e-12:
+            continue  # e.g. x_t = 0 is impossible when x0 = 1 surely and t = 1
+        x0_given_xt = sum(joint[1, b, x_t] for b in (0, 1)) / evidence
+        expected = sum(joint[a, 1, x_t] for a in (0, 1)) / evidence
+        got = binomial.posterior_probability(
+            PROCESS, jnp.array([float(x_t)]), jnp.array([x0_given_xt]), jnp.array([t]), jnp.array([s])
+        )
+        np.testing.assert_allclose(float(got[0]), expected, rtol=1e-5, atol=1e-7)
+
+
+def _oracle(x0):
+    return lambda x_t, t: jnp.broadcast_to(x0, x_t.shape)
+
+
+@pytest.mark.parametrize("sampler", binomial.SAMPLERS)
+@pytest.mark.parametrize("num_sampling_steps", [None, 7])
+def test_a_perfect_denoiser_recovers_the_roll(sampler, num_sampling_steps):
+    x0 = (jnp.arange(16 * 8).reshape(1, 16, 8) % 5 == 0).astype(jnp.float32)  # [1, time 16, pitch 8]
+    out = binomial.sample(SHORT, _oracle(x0), jax.random.PRNGKey(1), (3, 16, 8), sampler,
+                          num_sampling_steps=num_sampling_steps)
+    np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(x0), (3, 16, 8)))
+
+
+@pytest.mark.parametrize("sampler", binomial.SAMPLERS)
+def test_clamped_cells_equal_the_condition_exactly(sampler):
+    shape = (4, 16, 8)
+    known = (jnp.arange(16 * 8).reshape(16, 8) % 3 == 0).astype(jnp.float32)
+    mask = jnp.zeros((16, 8), bool).at[:6].set(True).at[:, 7].set(True)  # a prefix and the top pitch
+    # The denoiser believes every cell is off, so only clamping can bring the condition back.
+    everything_off = lambda x_t, t: jnp.zeros_like(x_t)  # noqa: E731
+    out, trajectory = binomial.sample(SHORT, everything_off, jax.random.PRNGKey(2), shape, sampler,
+                                      known=known, mask=mask, return_trajectory=True)
+    out = np.asarray(out)
+    np.testing.assert_array_equal(out[:, np.asarray(mask)], np.broadcast_to(np.asarray(known)[np.asarray(mask)], (4, int(mask.sum()))))
+    assert not out[:, ~np.asarray(mask)].any()
+    assert trajectory.shape == (20, *shape)
+    np.testing.assert_array_equal(np.asarray(trajectory[-1]), out > 0.5)
+
+
+def test_variation_strength_controls_how_much_changes():
+    x0 = (jnp.arange(8 * 32 * 16).reshape(8, 32, 16) % 7 == 0).astype(jnp.float32)
+    identity = lambda x_t, t: x_t  # noqa: E731  (keeps whatever noise it is given)
+    changed = []
+    for strength in (0.1, 1.0):
+        out = binomial.variation(SHORT, identity, jax.random.PRNGKey(3), x0, strength)
+        changed.append(float(jnp.mean(out != x0)))
+    assert changed[0] < 0.05 < 0.1 < changed[1]
+    with pytest.raises(ValueError, match="strength"):
+        binomial.variation(SHORT, identity, jax.random.PRNGKey(3), x0, 0.0)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="density"):
+        binomial.BinomialProcess(density=0.0)
+    with pytest.raises(ValueError, match="sampler"):
+        binomial.sample(PROCESS, _oracle(0.0), jax.random.PRNGKey(0), (1, 8, 8), "ddim")
+    with pytest.raises(ValueError, match="both"):
+        binomial.sample(PROCESS, _oracle(0.0), jax.random.PRNGKey(0), (1, 8, 8), known=jnp.zeros((8, 8)))
