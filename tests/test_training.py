@@ -5,6 +5,10 @@ trajectories and the loop's guarantees, not learning (real-music runs are in the
 """
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -17,18 +21,11 @@ from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.train_state import create_train_state, make_train_step
-from training_tiny_task import TinyRegressionTask, regression_arrays, regression_dataset
+from training_tiny_task import (COMPILATION_CACHE_ENV, TinyRegressionTask, compilation_cache,  # noqa: F401
+                                regression_arrays, regression_dataset, train_tiny)
 
 OPTIMIZER = OptimizerConfig(learning_rate=0.05, decay_steps=2, decay_rate=0.9, clip_norm=1.0)
-
-
-def _run(workdir, num_train_steps, task=TinyRegressionTask(), **options):
-    kwargs = dict(optimizer=OPTIMIZER, global_batch_size=16, num_train_steps=num_train_steps, ema_decay=0.9,
-                  seed=3, shuffle_buffer=8, log_every_steps=2, eval_every_steps=4, num_eval_batches=2,
-                  checkpoint_every_steps=2)
-    kwargs.update(options)
-    return train_module.train(str(workdir), task, regression_dataset(40), regression_dataset(24), **kwargs)
-
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def test_sharded_step_equals_single_device_step():
     assert len(jax.devices()) == 8, "conftest should give 8 simulated CPU devices"
@@ -66,12 +63,10 @@ def test_resumed_input_pipeline_sees_the_same_batches():
 
 
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
-    uninterrupted = _run(tmp_path / "straight", 8)
-    _run(tmp_path / "resumed", 5)  # "killed" after step 5: its last checkpoint is the final step 5
-    resumed = _run(tmp_path / "resumed", 8)
-    for field in ("params", "ema_params", "opt_state", "step"):
-        for a, b in zip(jax.tree.leaves(getattr(uninterrupted.state, field)), jax.tree.leaves(getattr(resumed.state, field))):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    uninterrupted = train_tiny(tmp_path / "straight", 8)
+    train_tiny(tmp_path / "resumed", 5)  # "killed" after step 5: its last checkpoint is the final step 5
+    resumed = train_tiny(tmp_path / "resumed", 8)
+    _assert_same_state(uninterrupted.state, resumed.state)
     assert int(resumed.state.step) == 8
     assert resumed.eval_metrics.keys() == {"eval/mse", "eval_ema/mse"}
     # The resumed run only trained steps 6..8, and logged them.
@@ -82,9 +77,43 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
         16 * uninterrupted.train_metrics["train/steps_per_sec"])
 
 
+def _assert_same_state(a, b):
+    for field in ("params", "ema_params", "opt_state", "step", "rng"):
+        for x, y in zip(jax.tree.leaves(getattr(a, field)), jax.tree.leaves(getattr(b, field)), strict=True):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_on_the_same_trajectory(tmp_path):
+    """A real kill: a subprocess trains until SIGKILLed (maybe mid-save); resuming must ignore any
+    half-written checkpoint and continue exactly as an uninterrupted run."""
+    workdir = tmp_path / "killed"
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, "training_tiny_task.py"), str(workdir)],
+                                  env={**os.environ, **COMPILATION_CACHE_ENV}, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    try:
+        while not any(name.isdigit() and int(name) >= 9 for name in _listdir(workdir / "checkpoints")):
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, "the worker saved no checkpoint past step 9 in time"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    killed_at = max(int(name) for name in _listdir(workdir / "checkpoints") if name.isdigit())
+    resumed = train_tiny(workdir, killed_at + 3, checkpoint_every_steps=3, eval_every_steps=1_000_000)
+    uninterrupted = train_tiny(tmp_path / "straight", killed_at + 3, checkpoint_every_steps=3, eval_every_steps=1_000_000)
+    _assert_same_state(uninterrupted.state, resumed.state)
+
+
+def _listdir(path):
+    return os.listdir(path) if os.path.isdir(path) else []
+
+
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(train_module.NonFiniteLossError, match=r"at step 5\b.*Last good checkpoint: step 4"):
-        _run(tmp_path, 10, task=TinyRegressionTask(nan_from_step=5))
+        train_tiny(tmp_path, 10, task=TinyRegressionTask(nan_from_step=5))
     checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
     assert checkpointer.all_steps() == [2, 4]
     params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=False)
@@ -93,21 +122,21 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 
 
 def test_checkpoint_retention_keeps_last_n_and_every_m(tmp_path):
-    _run(tmp_path, 9, checkpoint_every_steps=1, keep_checkpoints=2, keep_every_steps=4, eval_every_steps=100)
+    train_tiny(tmp_path, 9, checkpoint_every_steps=1, keep_checkpoints=2, keep_every_steps=4, eval_every_steps=100)
     checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
     assert checkpointer.all_steps() == [4, 8, 9]  # multiples of 4, plus the newest two
     checkpointer.close()
 
 
 def test_resume_with_a_different_seed_is_refused(tmp_path):
-    _run(tmp_path, 2, eval_every_steps=100)
+    train_tiny(tmp_path, 2, eval_every_steps=100)
     with pytest.raises(ValueError, match="seed=3 but this run has seed=4"):
-        _run(tmp_path, 4, seed=4)
+        train_tiny(tmp_path, 4, seed=4)
 
 
 def test_global_batch_must_divide_over_devices(tmp_path):
     with pytest.raises(ValueError, match="not divisible by the 8 devices"):
-        _run(tmp_path, 1, global_batch_size=12)
+        train_tiny(tmp_path, 1, global_batch_size=12)
 
 
 def test_staircase_schedule_with_magenta_style_floor():

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from training_tiny_task import COMPILATION_CACHE_ENV
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -21,7 +23,8 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_processes_train_to_identical_params(tmp_path):
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, **COMPILATION_CACHE_ENV,
+           "PYTHONPATH": os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")])}
     workers = [subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, "training_distributed_worker.py"),
                                  str(index), "2", str(port), str(tmp_path)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

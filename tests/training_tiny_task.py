@@ -4,14 +4,36 @@ deterministic regression data is the right input there; real-music training runs
 tests. Its loss draws dropout masks from the step's RNG so that a wrong RNG on resume changes the result.
 """
 import dataclasses
+import os
+import tempfile
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import tensorflow as tf
 
 NUM_FEATURES = 4
+
+# Every train() call jits fresh closures, so the mechanics tests would recompile the same tiny programs
+# again and again; jax's persistent compilation cache turns those repeats into disk reads.
+COMPILATION_CACHE_ENV = {
+    "JAX_COMPILATION_CACHE_DIR": os.path.join(tempfile.gettempdir(), f"smdiff-tests-jax-cache-{os.getuid()}"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache():
+    """Module-wide persistent compilation cache (imported by the training tests; restored afterwards)."""
+    saved = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE_ENV["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(COMPILATION_CACHE_ENV["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    yield
+    jax.config.update("jax_compilation_cache_dir", saved[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
 
 
 def regression_arrays(num_examples: int) -> dict[str, np.ndarray]:
@@ -58,3 +80,22 @@ class TinyRegressionTask:
         del rng
         mse = jnp.mean(jnp.square(self.model.apply({"params": params}, batch["x"]) - batch["y"]))
         return {"mse": mse}
+
+
+def train_tiny(workdir, num_train_steps: int, task: TinyRegressionTask = TinyRegressionTask(), **options):
+    """`smdiff.train.train` of the tiny task with the small options the mechanics tests share."""
+    from smdiff import train as train_module
+    from smdiff.training.optimizer import OptimizerConfig
+
+    kwargs = dict(optimizer=OptimizerConfig(learning_rate=0.05, decay_steps=2, decay_rate=0.9, clip_norm=1.0),
+                  global_batch_size=16, num_train_steps=num_train_steps, ema_decay=0.9, seed=3, shuffle_buffer=8,
+                  log_every_steps=2, eval_every_steps=4, num_eval_batches=2, checkpoint_every_steps=2)
+    kwargs.update(options)
+    return train_module.train(str(workdir), task, regression_dataset(40), regression_dataset(24), **kwargs)
+
+
+if __name__ == "__main__":
+    # python training_tiny_task.py WORKDIR: train "forever" (checkpoint every 3 steps) until killed.
+    import sys
+
+    train_tiny(sys.argv[1], 1_000_000, checkpoint_every_steps=3, log_every_steps=50, eval_every_steps=1_000_000)
