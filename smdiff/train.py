@@ -70,6 +70,13 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     Raises:
       NonFiniteLossError: a step gave a NaN/Inf loss or gradient (nothing of that step is saved).
     """
+    periods = dict(global_batch_size=global_batch_size, log_every_steps=log_every_steps,
+                   eval_every_steps=eval_every_steps, num_eval_batches=num_eval_batches,
+                   checkpoint_every_steps=checkpoint_every_steps, keep_checkpoints=keep_checkpoints)
+    if bad := {name: value for name, value in periods.items() if value < 1}:
+        raise ValueError(f"these train options must be >= 1: {bad}")
+    if num_train_steps < 0 or not 0 <= ema_decay < 1:
+        raise ValueError(f"need num_train_steps >= 0 and 0 <= ema_decay < 1, got {num_train_steps}, {ema_decay}")
     os.makedirs(workdir, exist_ok=True)
     mesh = sharding.make_mesh()
     process_batch_size = sharding.per_process_batch_size(global_batch_size, mesh)

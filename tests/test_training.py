@@ -134,9 +134,13 @@ def test_resume_with_a_different_seed_is_refused(tmp_path):
         train_tiny(tmp_path, 4, seed=4)
 
 
-def test_global_batch_must_divide_over_devices(tmp_path):
+def test_bad_options_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not divisible by the 8 devices"):
         train_tiny(tmp_path, 1, global_batch_size=12)
+    with pytest.raises(ValueError, match="must be >= 1: {'log_every_steps': 0}"):
+        train_tiny(tmp_path, 1, log_every_steps=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_tiny(tmp_path, 1, ema_decay=1.0)
 
 
 def test_staircase_schedule_with_magenta_style_floor():
