@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import time
@@ -116,6 +117,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--no_append", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args(argv)
 
+    start_load = os.getloadavg()[0]
     cpu_k, cpu_d = (int(v) for v in args.cpu_shape.split(","))
     cases = {"paper": Case("paper", args.paper_batch, args.paper_samples, 32, 42),
              "cpu": Case("cpu", args.cpu_batch, args.cpu_samples, cpu_k, cpu_d)}
@@ -137,8 +139,9 @@ def main(argv: list[str]) -> None:
 
     command = "python -m benchmarks.bench_mdn " + " ".join(argv)
     notes = (f"Devices: {jax.device_count()} x {jax.devices()[0].device_kind}. Rates are medians over "
-             f"{args.train_steps} timed training steps and 2 timed sampling calls after a compiled first one; "
-             "other jobs shared the CPU cores while this ran, so CPU figures are lower bounds.")
+             f"{args.train_steps} timed training steps and 2 timed sampling calls after a compiled first one. "
+             f"1-minute load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end on "
+             f"{os.cpu_count()} cores: other jobs shared the CPU, so CPU figures are lower bounds.")
     if args.no_append:
         print("\n".join(rows + ["", notes]))
     else:
