@@ -12,6 +12,7 @@ from smdiff import flag_defs
 
 # job name -> module with an absl-style `main(argv)`.
 JOBS = {
+    "build": "smdiff.build",
     "stats": "smdiff.data.stats",
     "train": "smdiff.train",
     "convert-magenta": "smdiff.models.magenta_checkpoint",
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(JOBS[job])
+    if hasattr(module, "cli_main"):  # a job with its own argument parser
+        module.cli_main([f"smdiff {job}", *argv[2:]])
+        return
     if hasattr(module, "define_flags"):
         module.define_flags()
     # So that `smdiff <job> --help` lists the job's flags (defined by the module or through flag_defs).

@@ -19,3 +19,10 @@ def test_help_lists_every_job():
     assert result.returncode == 0
     for job in cli.JOBS:
         assert job in result.stdout
+
+
+def test_build_job_is_tfds_build(tmp_path):
+    """`smdiff build` parses TFDS's own build flags (the `tfds` entry point needs apache_beam)."""
+    result = subprocess.run([sys.executable, "-m", "smdiff.cli", "build", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "--manual_dir" in result.stdout and "--max_examples_per_split" in result.stdout
