@@ -35,6 +35,7 @@ INSTALL_REQUIRES = [
 ]
 
 TEST_REQUIRES = [
+    "dill==0.4.1",  # tfds.testing imports it
     "pytest==9.2.0",
     "pytest-xdist==3.8.0",
     "pytest-timeout==2.4.0",

@@ -21,7 +21,7 @@ def test_help_lists_every_job():
         assert job in result.stdout
 
 
-def test_build_job_is_tfds_build(tmp_path):
+def test_build_job_is_tfds_build():
     """`smdiff build` parses TFDS's own build flags (the `tfds` entry point needs apache_beam)."""
     result = subprocess.run([sys.executable, "-m", "smdiff.cli", "build", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
