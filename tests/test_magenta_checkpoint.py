@@ -178,3 +178,19 @@ def test_shape_mismatch_is_a_clear_error():
     tensors["decoder/output_projection/kernel"] = np.zeros((DECODER_SIZES[-1] + 1, NUM_CLASSES), np.float32)
     with pytest.raises(ValueError, match="decoder/output_projection/kernel"):
         magenta_checkpoint.flax_params_from_tensors(tensors, config)
+
+
+def test_converted_workdir_loads_like_a_trained_one(magenta_checkpoint_path, tmp_path):
+    from smdiff.train import load_trained
+
+    prefix, variables = magenta_checkpoint_path
+    workdir = str(tmp_path / "converted")
+    magenta_checkpoint.convert(prefix, workdir)
+    task, params = load_trained(workdir)
+    assert task.model.config == MelodyVAEConfig(z_size=Z_SIZE, encoder_size=ENCODER_SIZE, decoder_sizes=DECODER_SIZES)
+    events = np.random.default_rng(3).integers(0, NUM_CLASSES, (2, STEPS)).astype(np.int32)
+    mu, _ = task.model.apply({"params": params}, jnp.asarray(events), method=task.model.encode)
+    tf_mu, _ = tf_encode({name: tf.constant(value) for name, value in variables.items()}, tf.constant(events))
+    np.testing.assert_allclose(mu, tf_mu, atol=1e-5, rtol=1e-5)
+    with pytest.raises(FileExistsError, match="already holds checkpoints"):
+        magenta_checkpoint.convert(prefix, workdir)
