@@ -79,6 +79,8 @@ class MDNGenerator:
         if not 0 <= num_known <= self.sequence_length:
             raise ValueError(f"num_known must lie in [0, {self.sequence_length}], got {num_known}")
         known = jnp.asarray(known, jnp.float32)
+        if known.ndim != 3 or known.shape[1:] != (self.sequence_length, self.latent_dim):
+            raise ValueError(f"known must have shape [n, {self.sequence_length}, {self.latent_dim}], got {known.shape}")
         n = known.shape[0]
         num_devices = self._mesh.devices.size
         padded = -(-n // num_devices) * num_devices
