@@ -1,13 +1,14 @@
 """What the melody builders (`melody_chunks`, `melody_windows`) share: sources, configs, splits, tally.
 
 Sources (builder configs):
-  embedded  the music21 folk corpora (Essen, O'Neill's 1850, Aird's Airs; ~11,700 tunes), the default.
-            Most tunes are in 2/4, 3/4, 6/8 ... and short, and Magenta's rules (16-step bars only)
-            would keep only the ~30% in 4/4 or 2/2. So this config reads every tune as a continuous
-            stream of 16-step bars (time signatures ignored; a pickup is shifted so the first full bar
-            starts on a bar line), and uses windows of k=4 chunks (8 bars, the shortest k the infilling
-            and framewise-OA evaluation accept) with stride 1 chunk. Split 90/5/5 by tune.
-            `benchmarks/RESULTS.md` lists the tunes, chunks and windows each choice yields.
+  embedded  the music21 folk corpora (Essen, O'Neill's 1850, Aird's Airs; 11,703 tunes), the default.
+            Most tunes are in 2/4, 3/4, 6/8 ... and short (median 6 chunks = 12 bars): Magenta's rules
+            (16-step bars only) keep 3,614 tunes (24,311 chunks, 13,305 windows of k=4), so this config
+            reads every tune as a continuous stream of 16-step bars (time signatures ignored; a pickup
+            is shifted so the first full bar starts on a bar line): 11,703 tunes, 72,131 chunks. Windows
+            of k=4 chunks (8 bars, the shortest k that infilling the middle half and 4-bar/2-bar-hop
+            frames accept), stride 1: 37,762 windows (k=8 would give 11,998; k=16 2,670; k=32 368).
+            Split 90/5/5 by tune. `benchmarks/RESULTS.md` has the table of these counts.
   lmd_full  Lakh MIDI LMD-full, Magenta's rules exactly (16-step bars only, programs 0..31, songs over an
             hour skipped), windows of k=32 chunks (64 bars), stride 1, split 99/0.5/0.5 by file.
             Reads `lmd_full.tar.gz` or its extracted `lmd_full/` folder from the manual dir.
