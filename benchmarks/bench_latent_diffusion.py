@@ -111,6 +111,7 @@ def main(argv) -> None:
     import jax
 
     peak = FLAGS.peak_tflops * 1e12
+    load_before = os.getloadavg()[0]  # other jobs on the same cores slow every figure down
     rows = []
     for model_name in FLAGS.models:
         task = build_task(model_name)
@@ -134,8 +135,11 @@ def main(argv) -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
-    notes = ("Sampling rates for 1000 steps are the measured time of `sample_steps` steps scaled by "
-             f"1000 / {FLAGS.sample_steps}." if FLAGS.sample_steps != PAPER_STEPS else "")
+    notes = (f"1-minute load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+             f"on {os.cpu_count()} cores (other jobs shared them).")
+    if FLAGS.sample_steps != PAPER_STEPS:
+        notes += (" Sampling rates for 1000 steps are the measured time of `sample_steps` steps scaled by "
+                  f"1000 / {FLAGS.sample_steps}.")
     command = "python -m benchmarks.bench_latent_diffusion " + " ".join(
         f"--{name}={FLAGS[name].value if not isinstance(FLAGS[name].value, list) else ','.join(FLAGS[name].value)}"
         for name in ("models", "train_steps", "batch_size", "sample_batch", "sample_steps", "peak_tflops"))

@@ -119,7 +119,8 @@ def test_infilling_returns_known_entries_exactly():
     mask = (jnp.arange(32) < 8) | (jnp.arange(32) >= 24)  # the paper's task: keep 0-7 and 24-31
     mask = mask[None, :, None]
     runs = {
-        "ddpm": gaussian.ddpm_sample(exact_eps, SCHEDULE, jax.random.PRNGKey(7), known.shape, known=known, known_mask=mask),
+        "ddpm": gaussian.ddpm_sample(
+            exact_eps, SCHEDULE, jax.random.PRNGKey(7), known.shape, known=known, known_mask=mask),
         "ddim": gaussian.ddim_sample(
             exact_eps, SCHEDULE, jax.random.PRNGKey(7), known.shape, num_steps=20, eta=0.5, known=known, known_mask=mask
         ),

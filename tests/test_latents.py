@@ -173,8 +173,8 @@ def test_melody_latents_builder_end_to_end(tmp_path):
     configurables.train(workdir=str(workdir), train_data=tf.data.Dataset.from_tensor_slices({"events": train_events}))
     gin.clear_config()
 
-    config = dataclasses.replace(melody_latents.EMBEDDED, name="embedded_slice", windows="melody_windows/embedded_slice",
-                                 batch_size=64)
+    config = dataclasses.replace(melody_latents.EMBEDDED, name="embedded_slice",
+                                 windows="melody_windows/embedded_slice", batch_size=64)
     builder = melody_latents.MelodyLatents(config=config, data_dir=data_dir, vae_workdir=str(workdir))
     builder.download_and_prepare()
     scaling = latents.LatentScaling.load(builder.data_dir)

@@ -41,7 +41,8 @@ class LatentScaling:
         object.__setattr__(self, "active_dims", tuple(int(d) for d in self.active_dims))
         dims = np.asarray(self.active_dims)
         if not len(dims) or np.any(np.diff(dims) <= 0) or dims[0] < 0 or dims[-1] >= self.z_size:
-            raise ValueError(f"active_dims must be ascending, distinct and within 0..{self.z_size - 1}: {self.active_dims}")
+            raise ValueError(
+                f"active_dims must be ascending, distinct and within 0..{self.z_size - 1}: {self.active_dims}")
         if not self.maximum > self.minimum:
             raise ValueError(f"need maximum > minimum, got {self.minimum}, {self.maximum}")
 

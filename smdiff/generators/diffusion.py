@@ -120,7 +120,9 @@ class DiffusionGenerator:
         return sharded_eps
 
     def _steps(self) -> int:
-        return self.task.schedule.num_steps if self.sampler == "ddpm" else self.num_steps or self.task.schedule.num_steps
+        """Reverse steps of a full run: all N for ancestral sampling, `num_steps` (default N) for DDIM."""
+        all_steps = self.task.schedule.num_steps
+        return all_steps if self.sampler == "ddpm" else self.num_steps or all_steps
 
     def _ddim_steps(self, strength: float) -> int:
         """DDIM steps of a variation: the same step density as a full run, at least one."""

@@ -57,8 +57,8 @@ class LatentDiffusionTask:
     def loss(self, params, batch: dict[str, jax.Array], rng: jax.Array, step: jax.Array):
         del step  # the objective does not change over training
         noise_rng, dropout_rng = jax.random.split(rng)
-        per_example = gaussian.training_loss(self.eps_fn(params, dropout_rng), self.schedule, batch[self.feature], noise_rng)
-        loss = per_example.mean()
+        eps = self.eps_fn(params, dropout_rng)
+        loss = gaussian.training_loss(eps, self.schedule, batch[self.feature], noise_rng).mean()
         return loss, {"loss": loss}
 
     def evaluate(self, params, batch: dict[str, jax.Array], rng: jax.Array) -> dict[str, jax.Array]:
