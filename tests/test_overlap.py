@@ -57,6 +57,9 @@ def test_overlapping_area_vectorized_and_limits():
     assert overlap.overlapping_area(62.0, point, 64.0, point) == pytest.approx(0.0, abs=1e-12)
     # A point inside a wide Gaussian: its mass lies under the wide density, so the OA is ~0 too.
     assert overlap.overlapping_area(62.0, point, 62.0, 3.0) == pytest.approx(0.0, abs=1e-5)
+    # Spreads that differ only by rounding (a real case: two frames of the same notes in another order).
+    assert overlap.overlapping_area(69.967, 3.93686382, 69.967, 3.93686382 * (1 + 4e-16)) == pytest.approx(1.0)
+    assert overlap.overlapping_area(61.0, 2.0, 63.0, 2.0 * (1 + 1e-12)) == pytest.approx(2 * stats.norm.cdf(-0.5))
     with pytest.raises(ValueError, match="positive"):
         overlap.overlapping_area(60.0, 0.0, 61.0, 1.0)
 
@@ -159,5 +162,7 @@ def test_readings_aggregate_differently():
     assert overlap.relative_similarity(0.15, 0.2) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="reading"):
         overlap.oa_statistics(oas, "average")
+    with pytest.raises(ValueError, match="non-finite"):
+        overlap.oa_statistics([np.array([0.5, np.nan])])
     with pytest.raises(ValueError, match="shorter than two frames"):
         overlap.oa_statistics([np.array([])])

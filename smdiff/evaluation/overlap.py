@@ -30,6 +30,7 @@ from scipy import special
 
 STD_FLOOR = 1e-6
 EMPTY_FRAME_MEAN = 0.0
+_EQUAL_SD_RTOL = 1e-9
 
 Reading = Literal["pooled", "per_sequence"]
 
@@ -52,11 +53,13 @@ def overlapping_area(mu1, sd1, mu2, sd2) -> np.ndarray:
         raise ValueError("overlapping_area needs positive standard deviations")
     result = np.empty(mu1.shape, dtype=np.float64)
 
-    equal_sd = sd1 == sd2
+    # Spreads equal up to rounding (two frames of the same notes summed in another order) count as equal:
+    # the quadratic's leading coefficient would vanish in floating point.
+    equal_sd = np.abs(sd1 - sd2) <= _EQUAL_SD_RTOL * np.maximum(sd1, sd2)
     # One crossing at the midpoint; identical Gaussians (equal means too) overlap fully.
     low_mu, high_mu = np.minimum(mu1, mu2), np.maximum(mu1, mu2)
-    midpoint = 0.5 * (low_mu + high_mu)
-    one_crossing = _normal_cdf(midpoint, high_mu, sd1) + 1.0 - _normal_cdf(midpoint, low_mu, sd1)
+    midpoint, sd = 0.5 * (low_mu + high_mu), 0.5 * (sd1 + sd2)
+    one_crossing = _normal_cdf(midpoint, high_mu, sd) + 1.0 - _normal_cdf(midpoint, low_mu, sd)
     result[equal_sd] = one_crossing[equal_sd]
 
     # Two crossings: order so that (mu_n, sd_n) is the narrower density, (mu_w, sd_w) the wider.
@@ -156,6 +159,8 @@ def oa_statistics(oas: Sequence[np.ndarray], reading: Reading = "pooled") -> tup
     oas = [o for o in oas if o.size]
     if not oas:
         raise ValueError("no adjacent-frame overlaps: every melody is shorter than two frames")
+    if not all(np.isfinite(o).all() for o in oas):
+        raise ValueError("non-finite overlapping area: a frame's Gaussian is malformed")
     if reading == "pooled":
         values = np.concatenate(oas)
     elif reading == "per_sequence":
