@@ -22,6 +22,7 @@ from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer
 from smdiff.training.input_pipeline import DataSource
 from smdiff.training.optimizer import OptimizerConfig
+from smdiff.training.preemption import PreemptionWatch
 from smdiff.training.task import Metrics, Task
 from smdiff.training.throughput import ThroughputMeter
 from smdiff.training.train_state import TrainState, create_train_state, make_eval_step, make_train_step
@@ -34,11 +35,13 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclasses.dataclass
 class TrainResult:
-    """What `train` hands back: the final state and the last metrics written."""
+    """What `train` hands back: the final state, the last metrics written, and whether a preemption
+    notice (SIGTERM) stopped the run early (after saving its state)."""
 
     state: TrainState
     train_metrics: dict[str, float]
     eval_metrics: dict[str, float]
+    preempted: bool = False
 
 
 def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSource | None = None, *,
@@ -66,6 +69,9 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         (newest N, plus every multiple of keep_every_steps). The last step is always saved.
       async_checkpointing: save in the background.
       wandb_project: log to W&B too (process 0; WANDB_MODE=offline works without network).
+
+    A SIGTERM (the usual preemption notice) makes the run save its current step and return early with
+    `preempted=True`; rerunning resumes it.
 
     Raises:
       NonFiniteLossError: a step gave a NaN/Inf loss or gradient (nothing of that step is saved).
@@ -107,6 +113,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     eval_metrics: dict[str, float] = {}
     metric_sums, steps_in_sums = None, 0
     throughput = ThroughputMeter(examples_per_step=global_batch_size)
+    preemption = PreemptionWatch()
+    preempted = False
     try:
         for step in range(start_step, num_train_steps):
             state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
@@ -130,14 +138,19 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                 eval_metrics = _evaluate(eval_step, state, eval_data, process_batch_size, num_eval_batches, mesh, seed)
                 writer.write_scalars(done, eval_metrics)
                 throughput.restart()
-            if done % checkpoint_every_steps == 0 or done == num_train_steps:
+            preempted = preemption.reached(done)
+            if done % checkpoint_every_steps == 0 or done == num_train_steps or preempted:
                 checkpointer.save(state, {**data_position, "batches_consumed": done})
                 throughput.restart()
+            if preempted:
+                logging.warning("preemption notice: saved step %d in %s and stopped; rerun to resume", done, workdir)
+                break
         checkpointer.wait()
     finally:
+        preemption.close()
         writer.close()
         checkpointer.close()
-    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics)
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, preempted=preempted)
 
 
 def _describe_checkpoint(step: int | None, workdir: str) -> str:

@@ -88,16 +88,10 @@ def test_sigkilled_run_resumes_on_the_same_trajectory(tmp_path):
     """A real kill: a subprocess trains until SIGKILLed (maybe mid-save); resuming must ignore any
     half-written checkpoint and continue exactly as an uninterrupted run."""
     workdir = tmp_path / "killed"
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, "training_tiny_task.py"), str(workdir)],
-                                  env={**os.environ, **COMPILATION_CACHE_ENV}, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
+    worker, log_path = _start_endless_run(workdir, checkpoint_every=3, tmp_path=tmp_path)
     try:
-        while not any(name.isdigit() and int(name) >= 9 for name in _listdir(workdir / "checkpoints")):
-            assert worker.poll() is None, log_path.read_text()[-3000:]
-            assert time.time() < deadline, "the worker saved no checkpoint past step 9 in time"
-            time.sleep(0.05)
+        _wait_for(lambda: any(name.isdigit() and int(name) >= 9 for name in _listdir(workdir / "checkpoints")),
+                  worker, log_path)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
@@ -105,6 +99,41 @@ def test_sigkilled_run_resumes_on_the_same_trajectory(tmp_path):
     resumed = train_tiny(workdir, killed_at + 3, checkpoint_every_steps=3, eval_every_steps=1_000_000)
     uninterrupted = train_tiny(tmp_path / "straight", killed_at + 3, checkpoint_every_steps=3, eval_every_steps=1_000_000)
     _assert_same_state(uninterrupted.state, resumed.state)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_current_step_and_stops(tmp_path):
+    """A preemption notice (SIGTERM) makes the run save where it is, off the checkpoint period, and exit 0."""
+    workdir = tmp_path / "preempted"
+    worker, log_path = _start_endless_run(workdir, checkpoint_every=1_000_000, tmp_path=tmp_path)
+    _wait_for(lambda: os.path.exists(workdir / "metrics.jsonl") and "step" in open(workdir / "metrics.jsonl").read(),
+              worker, log_path)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=120) == 0, log_path.read_text()[-3000:]
+    (stop_line,) = [line for line in log_path.read_text().splitlines() if line.startswith("stopped at step")]
+    stopped_at = int(stop_line.split()[3].rstrip(","))
+    assert stop_line.endswith("preempted=True") and stopped_at >= 10
+    checkpointer = Checkpointer(str(workdir / "checkpoints"))
+    assert checkpointer.all_steps() == [stopped_at]
+    checkpointer.close()
+
+
+def _start_endless_run(workdir, checkpoint_every: int, tmp_path):
+    """tests/training_tiny_task.py as a subprocess training the tiny task until stopped; its log file."""
+    log_path = tmp_path / f"{os.path.basename(workdir)}.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, os.path.join(TESTS_DIR, "training_tiny_task.py"), str(workdir), str(checkpoint_every)],
+            env={**os.environ, **COMPILATION_CACHE_ENV}, stdout=log, stderr=subprocess.STDOUT)
+    return worker, log_path
+
+
+def _wait_for(condition, worker, log_path, timeout: float = 180):
+    deadline = time.time() + timeout
+    while not condition():
+        assert worker.poll() is None, log_path.read_text()[-3000:]
+        assert time.time() < deadline, f"timed out; worker log: {log_path.read_text()[-3000:]}"
+        time.sleep(0.05)
 
 
 def _listdir(path):

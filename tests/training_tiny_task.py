@@ -95,7 +95,9 @@ def train_tiny(workdir, num_train_steps: int, task: TinyRegressionTask = TinyReg
 
 
 if __name__ == "__main__":
-    # python training_tiny_task.py WORKDIR: train "forever" (checkpoint every 3 steps) until killed.
+    # python training_tiny_task.py WORKDIR CHECKPOINT_EVERY: train "forever" until killed or preempted.
     import sys
 
-    train_tiny(sys.argv[1], 1_000_000, checkpoint_every_steps=3, log_every_steps=50, eval_every_steps=1_000_000)
+    result = train_tiny(sys.argv[1], 1_000_000, checkpoint_every_steps=int(sys.argv[2]), log_every_steps=10,
+                        eval_every_steps=1_000_000)
+    print(f"stopped at step {int(result.state.step)}, preempted={result.preempted}")
