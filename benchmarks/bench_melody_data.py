@@ -10,8 +10,10 @@ music21 + extraction). Inputs, all real music from the music21 corpus, prepared 
   - score MIDI: multi-part scores (Bach chorales and larger works) written as multi-track MIDI files,
     closer to Lakh's multi-track files.
 Each measurement runs in a fresh process, so peak RSS (ru_maxrss of the process and of its pool workers)
-belongs to that run alone; running N/4 and N files shows whether memory grows with the file count.
-The LMD-full projection divides 176,000 files by 16 x the per-core rate on score MIDI.
+belongs to that run alone; a second 1-worker run over the same files repeated 4 times (the embedded path:
+4 times as many tunes) shows whether memory grows with the file count. The LMD-full projection divides
+176,000 files by 16 x the 1-worker rate on score MIDI. The load average is recorded: the machine may be
+shared, and pool start-up is inside the timed region of the 2-worker rows.
 """
 from __future__ import annotations
 
@@ -79,8 +81,12 @@ def prepare_score_midi(count: int) -> pathlib.Path:
     return folder
 
 
-def run_once(path_kind: str, folder: str, files: int, workers: int) -> dict:
-    """One measurement in this process: songs through the pipeline, time, peak memory."""
+def run_once(path_kind: str, folder: str, files: int, workers: int, repeat: int) -> dict:
+    """One measurement in this process: songs through the pipeline, time, peak memory.
+
+    `repeat`: MIDI paths read the same `files` files `repeat` times; the embedded path reads
+    `files * repeat` tunes.
+    """
     from smdiff.data import corpus, midi_files, songs
     from smdiff.data.melody import MelodyRules
 
@@ -88,12 +94,13 @@ def run_once(path_kind: str, folder: str, files: int, workers: int) -> dict:
     kib_per_file = 0.0
     start = time.perf_counter()
     if path_kind == "embedded":
-        tunes = corpus.corpus_tunes(max_tunes=files)
+        tunes = corpus.corpus_tunes(max_tunes=files * repeat)
         for _ in songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers):
             pass
     else:
         song_ids = midi_files.list_midi_files(folder)[:files]
         kib_per_file = sum(os.path.getsize(os.path.join(folder, s)) for s in song_ids) / len(song_ids) / 1024
+        song_ids = song_ids * repeat
         for _ in songs.iter_midi_songs(folder, song_ids, MelodyRules(), tally, workers):
             pass
     seconds = time.perf_counter() - start
@@ -140,11 +147,12 @@ def embedded_choices(window_options: tuple[int, ...]) -> list[str]:
     return lines
 
 
-def measure(path_kind: str, folder: str, files: int, workers: int, env: dict | None = None) -> dict:
+def measure(path_kind: str, folder: str, files: int, workers: int, env: dict | None = None,
+            repeat: int = 1) -> dict:
     """Runs `run_once` in a fresh process and returns its result."""
     output = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_melody_data", "--_run_once",
-         json.dumps([path_kind, folder, files, workers])],
+         json.dumps([path_kind, folder, files, workers, repeat])],
         check=True, capture_output=True, text=True, env={**os.environ, **(env or {})},
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -166,51 +174,58 @@ def main() -> None:
     folk = str(prepare_folk_midi(args.files))
     scores = str(prepare_score_midi(args.score_files))
     uncached = str(bench_dir() / "uncached_corpus")  # a fresh cache: the embedded path parses ABC
+    load_before = os.getloadavg()[0]
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
-        for kind, folder, files, env in [
-            ("folk MIDI", folk, args.files, None),
-            ("score MIDI", scores, args.score_files, None),
-            ("embedded (parse ABC)", "", args.files, {"SMDIFF_CACHE_DIR": f"{uncached}-{workers}"}),
-            ("embedded (cached)", "", args.files, {"SMDIFF_CACHE_DIR": f"{uncached}-{workers}"}),
+        for kind, folder, env in [
+            ("folk MIDI", folk, None),
+            ("score MIDI", scores, None),
+            ("embedded (parse ABC)", "", {"SMDIFF_CACHE_DIR": f"{uncached}-{workers}"}),
+            ("embedded (cached)", "", None),  # the default cache, which a build filled
         ]:
             path_kind = "embedded" if kind.startswith("embedded") else "midi"
-            quarter = measure(path_kind, folder, files // 4, workers, env) if kind != "embedded (cached)" else None
-            if kind == "embedded (parse ABC)":  # the quarter run filled part of the cache: start fresh
-                subprocess.run(["rm", "-rf", f"{uncached}-{workers}"], check=True)
+            files = args.score_files if kind == "score MIDI" else args.files
             full = measure(path_kind, folder, files, workers, env)
-            rows.append((kind, workers, full, quarter))
-            print(kind, workers, full, file=sys.stderr)
+            repeated = None  # memory check: 4x the files (not for the slow ABC parse)
+            if workers == 1 and kind != "embedded (parse ABC)":
+                repeated = measure(path_kind, folder, files, workers, env, repeat=4)
+            rows.append((kind, workers, full, repeated))
+            print(kind, workers, full, repeated, file=sys.stderr)
     subprocess.run(["rm", "-rf", *[f"{uncached}-{w}" for w in args.workers.split(",")]], check=True)
+    load_after = os.getloadavg()[0]
 
     lines = [
         "| path | workers | files | KiB/file | files/s | files/s per core | melodies/s per core | chunks | "
-        "peak RSS main / worker (MiB) | same at N/4 files |",
+        "peak RSS main / worker (MiB) | same, 4x the files |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     score_rate = None
-    for kind, workers, full, quarter in rows:
+    for kind, workers, full, repeated in rows:
         rate = full["songs"] / full["seconds"]
         per_core = rate / workers
         if kind == "score MIDI" and workers == 1:
             score_rate = per_core
         kib = f"{full['kib_per_file']:.1f}" if full["kib_per_file"] else "-"
-        quarter_rss = (f"{quarter['peak_rss_mib']:.0f} / {quarter['peak_worker_rss_mib']:.0f}"
-                       if quarter else "-")
+        repeated_rss = (f"{repeated['peak_rss_mib']:.0f} / {repeated['peak_worker_rss_mib']:.0f}"
+                        if repeated else "-")
         lines.append(
             f"| {kind} | {workers} | {full['songs']} | {kib} | "
             f"{rate:.1f} | {per_core:.1f} | "
             f"{full['melodies'] / full['seconds'] / workers:.1f} | {full['chunks']} | "
-            f"{full['peak_rss_mib']:.0f} / {full['peak_worker_rss_mib']:.0f} | {quarter_rss} |"
+            f"{full['peak_rss_mib']:.0f} / {full['peak_worker_rss_mib']:.0f} | {repeated_rss} |"
         )
     lines += ["", *embedded_choices(tuple(int(k) for k in args.windows.split(",")))]
-    notes = ""
+    notes = (f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after the runs, on {os.cpu_count()} "
+             "cores. 2-worker rows include pool start-up and share the cores with that load; the embedded "
+             "(cached) path extracts in the main process (the pool only parses uncached tunes), so its "
+             "2-worker row runs on one core.\n")
     if score_rate:
         hours = LMD_FULL_FILES / (score_rate * PROJECTION_CORES) / 3600
-        notes = (f"Projected LMD-full build (176,000 files) on {PROJECTION_CORES} cores at the 1-worker "
+        notes += (f"Projected LMD-full build (176,000 files) on {PROJECTION_CORES} cores at the 1-worker "
                  f"score-MIDI rate ({score_rate:.1f} files/s per core): {hours * 60:.0f} minutes "
                  f"({'under' if hours < 1 else 'over'} the one-hour goal), if Lakh files cost what these "
-                 "multi-track scores cost.")
+                 f"multi-track scores ({rows[1][2]['kib_per_file']:.1f} KiB per file) cost; the rate scales "
+                 "with file size, which this run did not measure on Lakh.")
     command = "python -m benchmarks.bench_melody_data " + " ".join(sys.argv[1:])
     if args.no_append:
         print("\n".join(lines + ["", notes]))
