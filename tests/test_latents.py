@@ -180,6 +180,7 @@ def test_melody_latents_builder_end_to_end(tmp_path):
     scaling = latents.LatentScaling.load(builder.data_dir)
     mean_sigma = np.asarray(builder.info.metadata["mean_sigma"])
     assert scaling.z_size == 8 and scaling.active_dims == tuple(np.flatnonzero(mean_sigma < 0.98))
+    assert builder.info.metadata["vae_step"] == 2
 
     def read(split):
         return list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))

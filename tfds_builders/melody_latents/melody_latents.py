@@ -15,8 +15,9 @@ builder argument `vae_workdir`):
 
 Build (the melody_windows dataset of the config must be prepared in the same data_dir first):
 
+  smdiff build tfds_builders/melody_latents --config=embedded --data_dir=data/tfds    # the config's VAE
   python -m tfds_builders.melody_latents --config=embedded --data_dir=data/tfds \\
-      [--vae_workdir=workdirs/melody_vae_embedded]
+      --vae_workdir=workdirs/<another VAE run>
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
 device; each window's z is seeded by the window itself, so both passes draw the same z.
@@ -24,6 +25,7 @@ device; each window's z is seeded by the window itself, so both passes draw the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 import numpy as np
@@ -113,12 +115,17 @@ class MelodyLatents(tfds.core.GeneratorBasedBuilder):
         self.info.metadata[latents.SCALING_METADATA_KEY] = self._scaling.to_dict()
         self.info.metadata["mean_sigma"] = [round(float(s), 6) for s in statistics.mean_sigma]
         self.info.metadata["vae_workdir"] = self._vae_workdir
+        self.info.metadata["vae_step"] = self._vae_step
         return {split: self._generate_examples(split) for split in self._windows.info.splits}
 
     def _load_vae(self) -> tuple[MelodyVAE, object]:
         from smdiff.train import load_trained  # the training core, only needed while building
+        from smdiff.training.checkpointing import Checkpointer
 
         task, params = load_trained(self._vae_workdir, ema=True)
+        checkpointer = Checkpointer(os.path.join(self._vae_workdir, "checkpoints"))
+        self._vae_step = checkpointer.latest_step()  # the step load_trained restored, for provenance
+        checkpointer.close()
         if not isinstance(task.model, MelodyVAE):
             raise TypeError(f"{self._vae_workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
         return task.model, params
