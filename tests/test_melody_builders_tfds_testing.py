@@ -1,18 +1,11 @@
-"""`melody_chunks` through TFDS's own builder test case (`tfds.testing.DatasetBuilderTestCase`).
-
-tfds.testing imports `dill`, which the pinned test requirements must include for this file to run.
-"""
+"""`melody_chunks` through TFDS's own builder test case (`tfds.testing.DatasetBuilderTestCase`)."""
 import dataclasses
 import pathlib
 
-import pytest
+import tensorflow_datasets as tfds
 
-pytest.importorskip("dill", reason="tfds.testing needs dill: add it to setup.py's test requirements")
-
-import tensorflow_datasets as tfds  # noqa: E402
-
-from tfds_builders import melody_common  # noqa: E402
-from tfds_builders.melody_chunks import MelodyChunks  # noqa: E402
+from tfds_builders import melody_common
+from tfds_builders.melody_chunks import MelodyChunks
 
 
 class MelodyChunksMidiDirTest(tfds.testing.DatasetBuilderTestCase):
