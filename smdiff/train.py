@@ -96,10 +96,9 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
 
     state = create_train_state(task, tx, jax.random.PRNGKey(seed), sharding.global_batch(first_batch, mesh),
                                mesh, use_ema=ema_decay > 0)
-    data_position = {"batches_consumed": 0, "seed": seed, "global_batch_size": global_batch_size}
+    data_position = {"batches_consumed": start_step, "seed": seed, "global_batch_size": global_batch_size}
     if start_step:
-        state, saved_position = checkpointer.restore(state)
-        _check_resumable(saved_position, data_position, start_step)
+        state = _resume(checkpointer, state, data_position)
         logging.info("resumed from the checkpoint at step %d in %s", start_step, workdir)
     param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     logging.info("%d parameters; global batch %d on %d devices in %d process(es)", param_count,
@@ -119,11 +118,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         for step in range(start_step, num_train_steps):
             state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
             if not bool(jax.device_get(metrics["finite"])):
-                checkpointer.wait()
-                raise NonFiniteLossError(
-                    f"non-finite loss ({float(metrics['loss'])}) or gradient norm ({float(metrics['grad_norm'])}) "
-                    f"in the update at step {step}; training stopped, nothing of this step was saved. "
-                    f"Last good checkpoint: {_describe_checkpoint(checkpointer.latest_step(), workdir)}")
+                checkpointer.wait()  # the last good checkpoint is complete before we stop
+                raise _non_finite_error(step, metrics, checkpointer.latest_step(), workdir)
             throughput.step_done()
             metric_sums = metrics if metric_sums is None else jax.tree.map(np.add, metric_sums, metrics)
             steps_in_sums += 1
@@ -153,18 +149,27 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, preempted=preempted)
 
 
-def _describe_checkpoint(step: int | None, workdir: str) -> str:
-    return "none saved yet" if step is None else f"step {step} in {workdir}/checkpoints"
+def _non_finite_error(step: int, metrics: Metrics, last_checkpoint: int | None, workdir: str) -> NonFiniteLossError:
+    saved = "none saved yet" if last_checkpoint is None else f"step {last_checkpoint} in {workdir}/checkpoints"
+    return NonFiniteLossError(
+        f"non-finite loss ({float(metrics['loss'])}) or gradient norm ({float(metrics['grad_norm'])}) in the "
+        f"update at step {step}; training stopped, nothing of this step was saved. Last good checkpoint: {saved}")
 
 
-def _check_resumable(saved: dict, current: dict, step: int) -> None:
-    """A run resumes exactly only with the same seed and batch size, and when the data position is the step."""
-    if saved["batches_consumed"] != step:
-        raise ValueError(f"checkpoint at step {step} records {saved['batches_consumed']} consumed batches")
+def _resume(checkpointer: Checkpointer, fresh_state: TrainState, data_position: dict) -> TrainState:
+    """The latest checkpoint's state, after checking that its data position matches this run's.
+
+    Exact resumption needs the same seed and global batch (they fix the data order), and the number of
+    consumed batches must equal the step.
+    """
+    state, saved = checkpointer.restore(fresh_state)
+    if saved["batches_consumed"] != int(jax.device_get(state.step)):
+        raise ValueError(f"checkpoint at step {int(state.step)} records {saved['batches_consumed']} consumed batches")
     for key in ("seed", "global_batch_size"):
-        if saved[key] != current[key]:
+        if saved[key] != data_position[key]:
             raise ValueError(f"the checkpoint was trained with {key}={saved[key]} but this run has {key}="
-                             f"{current[key]}; resuming would change the data order. Use a new workdir.")
+                             f"{data_position[key]}; resuming would change the data order. Use a new workdir.")
+    return state
 
 
 def _evaluate(eval_step, state: TrainState, eval_data: DataSource, batch_size: int, num_batches: int,
