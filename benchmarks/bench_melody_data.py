@@ -48,7 +48,8 @@ def prepare_folk_midi(count: int) -> pathlib.Path:
     tunes = corpus.corpus_tunes()[::3][:count]
     for parsed in corpus.parse_tunes(tunes):
         if parsed.note_sequence is not None:
-            melody.note_sequence_to_midi_file(parsed.note_sequence, folder / f"{parsed.song_id.replace('/', '_')}.mid")
+            name = parsed.song_id.replace("/", "_")
+            melody.note_sequence_to_midi_file(parsed.note_sequence, folder / f"{name}.mid")
     return folder
 
 
@@ -215,10 +216,10 @@ def main() -> None:
             f"{full['peak_rss_mib']:.0f} / {full['peak_worker_rss_mib']:.0f} | {repeated_rss} |"
         )
     lines += ["", *embedded_choices(tuple(int(k) for k in args.windows.split(",")))]
-    notes = (f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after the runs, on {os.cpu_count()} "
-             "cores. 2-worker rows include pool start-up and share the cores with that load; the embedded "
-             "(cached) path extracts in the main process (the pool only parses uncached tunes), so its "
-             "2-worker row runs on one core.\n")
+    notes = (f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after the runs, on "
+             f"{os.cpu_count()} cores. 2-worker rows include pool start-up and share the cores with that "
+             "load; the embedded (cached) path extracts in the main process (the pool only parses "
+             "uncached tunes), so its 2-worker row runs on one core.\n")
     if score_rate:
         hours = LMD_FULL_FILES / (score_rate * PROJECTION_CORES) / 3600
         notes += (f"Projected LMD-full build (176,000 files) on {PROJECTION_CORES} cores at the 1-worker "

@@ -74,7 +74,8 @@ def test_bar_length_only_16_step_bars_under_magenta_rules():
         if not kept:
             assert result.skip_reason == "no_16_step_bars"
     # The stream reading keeps the 3/4 tune, in 16-step bars.
-    stream = extract_melodies(make_sequence(notes, time_signatures=[(0.0, 3, 4)]), MelodyRules(stream_bars=True))
+    three_four = make_sequence(notes, time_signatures=[(0.0, 3, 4)])
+    stream = extract_melodies(three_four, MelodyRules(stream_bars=True))
     assert len(stream.melodies) == 1 and len(stream.melodies[0]) == 96
 
 

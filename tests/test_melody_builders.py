@@ -18,7 +18,8 @@ from tfds_builders.melody_windows import MelodyWindows
 MIDI_DIR = pathlib.Path(__file__).parent / "data" / "midi"
 # Windows of 2 chunks: the test tunes are 8-12 chunks long (the midi_dir default, k=32, needs 64 bars).
 # Seed 1 puts the one tune the strict rules skip (3/4) in train, so no split comes out empty.
-MIDI_DIR_K2 = dataclasses.replace(melody_common.MIDI_DIR, name="midi_dir_k2", window_chunks=2, seed=1, workers=1)
+MIDI_DIR_K2 = dataclasses.replace(
+    melody_common.MIDI_DIR, name="midi_dir_k2", window_chunks=2, seed=1, workers=1)
 
 
 def build(builder_cls, config, data_dir, manual_dir=None):

@@ -117,7 +117,9 @@ class MelodyBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         """The example features."""
 
     @abc.abstractmethod
-    def _song_examples(self, song: songs.SongChunks, tally: collections.Counter) -> Iterator[tuple[str, dict]]:
+    def _song_examples(
+        self, song: songs.SongChunks, tally: collections.Counter
+    ) -> Iterator[tuple[str, dict]]:
         """(key, example) pairs of one kept song; counts what it emits or drops in `tally`."""
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -174,7 +176,8 @@ class MelodyBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
                 yield key, example
         examples = tally["examples"]
         self.info.metadata.setdefault("tally", {})[split] = dict(sorted(tally.items()))
-        print(f"{self.name}/{self.builder_config.name} {split}: tally\n{json.dumps(dict(sorted(tally.items())), indent=1)}")
+        print(f"{self.name}/{self.builder_config.name} {split}: tally\n"
+              f"{json.dumps(dict(sorted(tally.items())), indent=1)}")
         if examples == 0:  # TFDS cannot write an empty split; say why it is empty instead
             raise ValueError(
                 f"{self.name}/{self.builder_config.name}: the {split} split is empty: no example came out "

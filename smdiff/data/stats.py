@@ -114,7 +114,8 @@ def format_statistics(stats: dict) -> str:
             lines.append(f"{split}: pitches {min(s['pitch_histogram'])}..{max(s['pitch_histogram'])} "
                          f"(most common {top}); most common duration {common} steps")
     for split, tally in stats["build_tally"].items():
-        skips = {k: v for k, v in tally.items() if v and (k.startswith("skipped") or "dropped" in k)}
+        skips = {k: v for k, v in tally.items()
+                 if v and (k.startswith("skipped") or "dropped" in k or "rest" in k)}
         lines.append(f"{split} skips: {json.dumps(skips) if skips else 'none'}")
     return "\n".join(lines)
 

@@ -51,4 +51,4 @@ class MelodyWindows(MelodyBuilder):
                     "start_chunk": start,
                 }
             tally["windows_dropped_all_rest_chunk"] += count_windows(len(chunks), k, stride) - kept
-            tally["melodies_shorter_than_window"] += len(chunks) < k
+            tally["melodies_dropped_shorter_than_window"] += len(chunks) < k
