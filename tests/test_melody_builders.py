@@ -138,9 +138,10 @@ def test_empty_result_is_an_error(tmp_path):
     (folder / "a.mid").write_bytes(b"")
     (folder / "b.mid").write_text("not midi")
     shutil.copy(MIDI_DIR / "other_meters" / "altdeu10_0005.mid", folder / "c.mid")
-    config = dataclasses.replace(MIDI_DIR_K2, name="junk", split_fractions=(("train", 1.0),))
+    # The folder comes from the config's `midi_dir` here, not from TFDS's manual dir.
+    config = dataclasses.replace(MIDI_DIR_K2, name="junk", split_fractions=(("train", 1.0),), midi_dir=str(folder))
     with pytest.raises(ValueError, match="train split is empty") as error:
-        build(MelodyChunks, config, tmp_path / "tfds", folder)
+        build(MelodyChunks, config, tmp_path / "tfds")
     assert "skipped_song/no_16_step_bars" in str(error.value)
 
 
