@@ -71,7 +71,10 @@ def _midi_song(task: tuple[str, bytes | str, MelodyRules]) -> SongChunks:
     except (midi_files.MidiReadError, OSError) as error:
         reason = error.reason if isinstance(error, midi_files.MidiReadError) else "unreadable_file"
         return SongChunks(song_id, [], collections.Counter(), reason)
-    return song_chunks(song_id, ns, rules)
+    try:
+        return song_chunks(song_id, ns, rules)
+    except Exception as error:  # a file note_seq reads but cannot quantize or split: count, do not crash
+        return SongChunks(song_id, [], collections.Counter(), f"extraction_error_{type(error).__name__}")
 
 
 def _pooled(tasks: Iterable, worker, workers: int | None) -> Iterator:
