@@ -40,3 +40,9 @@ def test_wandb_writer_works_offline(tmp_path, monkeypatch):
     logged = open(log_file, "rb").read()
     assert b"train/loss" in logged and b"2.75" in logged and b"weights" in logged
     assert glob.glob(os.path.join(runs[0], "files", "media", "images", "piano_roll_1_*.png"))
+    # A resumed training run logs into the same W&B run.
+    run_id = (tmp_path / "wandb_run_id").read_text()
+    assert runs[0].endswith(run_id)
+    resumed = writers.WandbWriter(str(tmp_path), "smdiff-test")
+    assert resumed.run_id == run_id
+    resumed.close()

@@ -4,6 +4,7 @@ All are clu `MetricWriter`s combined in one `MultiWriter`, so the loop writes ea
 """
 import json
 import os
+import uuid
 from typing import Any, Mapping
 
 import jax
@@ -60,14 +61,26 @@ def _json_value(value: Any) -> Any:
 
 
 class WandbWriter(metric_writers.MetricWriter):
-    """Weights & Biases run; `WANDB_MODE=offline` writes it under `<workdir>/wandb` without network."""
+    """Weights & Biases run; `WANDB_MODE=offline` writes it under `<workdir>/wandb` without network.
+
+    The run id is kept in `<workdir>/wandb_run_id`, so a resumed training run continues the same W&B run.
+    """
 
     def __init__(self, workdir: str, project: str, name: str | None = None, config: Mapping[str, Any] | None = None):
         import wandb  # only runs that ask for W&B import it
 
         self._wandb = wandb
+        id_path = os.path.join(workdir, "wandb_run_id")
+        if os.path.exists(id_path):
+            with open(id_path, encoding="utf-8") as file:
+                run_id = file.read().strip()
+        else:
+            run_id = uuid.uuid4().hex[:12]  # W&B ids: lower-case letters and digits
+            with open(id_path, "w", encoding="utf-8") as file:
+                file.write(run_id)
+        self.run_id = run_id
         self._run = wandb.init(project=project, name=name or os.path.basename(os.path.abspath(workdir)),
-                               dir=workdir, config=dict(config or {}), resume="allow")
+                               dir=workdir, id=run_id, config=dict(config or {}), resume="allow")
 
     def write_scalars(self, step, scalars):
         self._run.log({name: float(np.asarray(v)) for name, v in scalars.items()}, step=int(step))
