@@ -207,7 +207,7 @@ def variation(
     noise_rng, sample_rng = jax.random.split(rng)
     x0 = jnp.asarray(x0, jnp.float32)
     start = q_sample(process, noise_rng, x0, jnp.full((x0.shape[0],), start_step))
-    if num_sampling_steps is not None:
+    if num_sampling_steps is not None:  # the same step size as a full-length run of num_sampling_steps
         num_sampling_steps = max(1, min(start_step, round(num_sampling_steps * strength)))
     return sample(process, denoise, sample_rng, x0.shape, sampler, start=start, start_step=start_step,
                   num_sampling_steps=num_sampling_steps)

@@ -1,0 +1,216 @@
+"""Evaluate a trained binomial-diffusion model on held-out chorale segments, against the baselines.
+
+    python -m smdiff.evaluation.pianoroll_eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
+        --output_dir=outputs/binomial_cpu_eval [--num_segments=64 --sampler=posterior --num_sampling_steps=100]
+
+Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
+of the middle half, continuation of the first half, and variation. Systems: the model, independent
+Bernoulli noise at the data's density in the generated cells, the given melody alone (harmonization), and
+the real test segments (a calibration row). Writes `metrics.json`, `metrics.md`, MIDI files of every
+sample and one piano-roll figure per task.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import app, flags, logging
+
+from smdiff.data.keys import MODES, Key, estimate_key
+from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
+from smdiff.evaluation import pianoroll_metrics as metrics
+from smdiff.evaluation import plots
+from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
+
+VARIATION_STRENGTH = 0.5
+
+
+def load_segments(name: str, data_dir: str | None, split: str, original_key_only: bool = False,
+                  limit: int | None = None) -> dict[str, np.ndarray]:
+    """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode [n]."""
+    import tfds_builders.pianorolls  # noqa: F401  (registers the builder)
+
+    dataset = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
+    if original_key_only:
+        dataset = dataset.filter(lambda example: example["transpose"] == 0)
+    if limit:
+        dataset = dataset.take(limit)
+    examples = list(tfds.as_numpy(dataset))
+    if not examples:
+        raise ValueError(f"{name} split {split!r} has no examples")
+    fields = ("roll", "tracks", "key_tonic", "key_mode")
+    return {field: np.stack([example[field] for example in examples]) for field in fields}
+
+
+def _region_only(rolls: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Rolls with every cell outside `region` (broadcastable bool) switched off."""
+    return np.where(region, rolls, 0).astype(np.float32)
+
+
+def score_task(outputs: dict[str, np.ndarray], reference: np.ndarray, given: np.ndarray, keys: Sequence[Key] | None,
+               train_overlaps, lowest_pitch: int, steps_per_bar: int) -> dict[str, dict[str, float]]:
+    """Metrics of each system's rolls [n, T, P] for one task; `given` [n, T, P] bool marks clamped cells.
+
+    Note P/R/F1, pitch-class distance and the out-of-key rate look at the generated cells only (so the
+    given part cannot inflate them); OA looks at whole rolls. keys None: each roll's own estimated key.
+    """
+    generated_region = ~given
+    results = {}
+    for system, rolls in outputs.items():
+        generated = _region_only(rolls, generated_region)
+        scores = metrics.oa_scores(metrics.roll_overlaps(rolls, lowest_pitch, steps_per_bar), train_overlaps)
+        if given.any():
+            scores.update(metrics.note_precision_recall_f1(generated, _region_only(reference, generated_region),
+                                                           lowest_pitch))
+            scores["pitch_class_distance"] = metrics.pitch_class_distance(
+                generated, _region_only(reference, generated_region), lowest_pitch)
+        roll_keys = keys if keys is not None else [
+            estimate_key(notes) if len(notes) else Key(0, "major")
+            for notes in (roll_to_notes(roll, lowest_pitch) for roll in rolls)]
+        scores["out_of_key_rate"] = metrics.out_of_key_rate(generated, roll_keys, lowest_pitch)
+        scores["density"] = float(rolls.mean())
+        results[system] = scores
+    return results
+
+
+def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_rolls: np.ndarray, density: float,
+             pitch_range: PitchRange, steps_per_quarter: int, seed: int = 0,
+             output_dir: str | None = None, num_midi: int = 8) -> dict[str, dict[str, dict[str, float]]]:
+    """{task: {system: {metric: value}}} on the test segments; MIDI and figures under output_dir."""
+    steps_per_bar = 4 * steps_per_quarter
+    lowest = pitch_range.lowest_pitch
+    rolls = test["roll"].astype(np.float32)  # [n, T, P]
+    n, num_steps, _ = rolls.shape
+    keys = [Key(int(tonic), MODES[int(mode)]) for tonic, mode in zip(test["key_tonic"], test["key_mode"])]
+    train_overlaps = metrics.roll_overlaps(train_rolls, lowest, steps_per_bar)
+    noise = np.random.default_rng(seed)
+    rng = jax.random.PRNGKey(seed)
+    nothing_given = np.zeros(rolls.shape, bool)
+
+    def with_noise(known: np.ndarray, given: np.ndarray) -> np.ndarray:
+        return np.where(given, known, metrics.bernoulli_rolls(noise, known.shape, density))
+
+    soprano = test["tracks"][:, 0].astype(np.float32)
+    harmony_given = melody_mask(soprano)
+    middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
+    prefix = np.arange(num_steps) < num_steps // 2
+    infill_given = np.broadcast_to(middle[None, :, None], rolls.shape)
+    prefix_given = np.broadcast_to(prefix[None, :, None], rolls.shape)
+
+    logging.info("sampling %d segments per task", n)
+    rngs = jax.random.split(rng, 5)
+    tasks = {
+        "unconditional": (nothing_given, None, {
+            "model": np.asarray(generator.sample(rngs[0], n)),
+            "bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)}),
+        "harmonization": (harmony_given, keys, {
+            "model": np.asarray(generator.harmonize(rngs[1], soprano)),
+            "bernoulli": with_noise(soprano, harmony_given),
+            "melody_only": soprano}),
+        "infilling": (infill_given, keys, {
+            "model": np.asarray(generator.infill(rngs[2], rolls, middle)),
+            "bernoulli": with_noise(rolls, infill_given)}),
+        "continuation": (prefix_given, keys, {
+            "model": np.asarray(generator.infill(rngs[3], rolls, prefix)),
+            "bernoulli": with_noise(rolls, prefix_given)}),
+        "variation": (nothing_given, keys, {
+            "model": np.asarray(generator.vary(rngs[4], rolls, VARIATION_STRENGTH))}),
+    }
+    results = {}
+    for task, (given, task_keys, outputs) in tasks.items():
+        outputs = {**outputs, "test_data": rolls}
+        results[task] = score_task(outputs, rolls, given, task_keys, train_overlaps, lowest, steps_per_bar)
+        if task == "variation":  # how much of the source piece a variation keeps
+            results[task]["model"].update({f"kept_{k}": v for k, v in metrics.note_precision_recall_f1(
+                outputs["model"], rolls, lowest).items()})
+        if output_dir:
+            _export(output_dir, task, outputs, given, pitch_range, steps_per_quarter, num_midi)
+    return results
+
+
+def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: np.ndarray, pitch_range: PitchRange,
+            steps_per_quarter: int, num_midi: int) -> None:
+    """MIDI files of the first `num_midi` rolls of every system, and one figure comparing them."""
+    midi_dir = os.path.join(output_dir, "midi", task)
+    os.makedirs(midi_dir, exist_ok=True)
+    for system, rolls in outputs.items():
+        for i, roll in enumerate(rolls[:num_midi]):
+            roll_to_midi_file(roll, pitch_range, steps_per_quarter, os.path.join(midi_dir, f"{system}_{i:03d}.mid"))
+    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
+    generated_steps = np.nonzero(~given[0].all(axis=-1))[0]
+    gap = (int(generated_steps[0]), int(generated_steps[-1]) + 1) if given[0].any() and len(generated_steps) else None
+    plots.piano_rolls({system: roll_to_notes(rolls[0], pitch_range.lowest_pitch) for system, rolls in outputs.items()},
+                      num_steps=given.shape[1], path=os.path.join(output_dir, "figures", f"{task}.png"),
+                      gap_steps=gap, title=f"{task} (first test segment)")
+
+
+def to_markdown(results: dict) -> str:
+    """One table per task: systems as rows, metrics as columns."""
+    lines = []
+    for task, systems in results.items():
+        columns = sorted({name for scores in systems.values() for name in scores})
+        lines += [f"### {task}", "", "| system | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for system, scores in systems.items():
+            cells = [f"{scores[c]:.3f}" if c in scores else "-" for c in columns]
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """This job's flags; names other entry points may share are defined only once."""
+    from smdiff.train import define_flags as define_train_flags
+
+    define_train_flags()  # --workdir: the training workdir of a BinomialTask run
+    definitions = {
+        "dataset": (flags.DEFINE_string, "pianorolls/bach_chorales", "the pianorolls dataset the model was trained on"),
+        "data_dir": (flags.DEFINE_string, None, "TFDS data_dir of the dataset"),
+        "output_dir": (flags.DEFINE_string, None, "metrics, MIDI and figures (default: <workdir>/pianoroll_eval)"),
+        "num_segments": (flags.DEFINE_integer, 64, "test segments per task"),
+        "sampler": (flags.DEFINE_string, "posterior", "reverse-process sampler: posterior | paper"),
+        "num_sampling_steps": (flags.DEFINE_integer, None, "reverse steps (default: all T)"),
+        "seed": (flags.DEFINE_integer, 0, "sampling seed"),
+    }
+    for name, (define, default, help_text) in definitions.items():
+        if name not in FLAGS:
+            define(name, default, help_text)
+
+
+define_flags()
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir (a BinomialTask training workdir) is required")
+    from smdiff.train import load_trained
+    from tfds_builders.pianorolls import load_statistics
+
+    import tfds_builders.pianorolls  # noqa: F401
+
+    task, params = load_trained(FLAGS.workdir, ema=True)
+    statistics = load_statistics(tfds.builder(FLAGS.dataset, data_dir=FLAGS.data_dir))
+    pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])
+    test = load_segments(FLAGS.dataset, FLAGS.data_dir, "test", limit=FLAGS.num_segments)
+    train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
+    generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps)
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
+    results = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
+                       statistics["steps_per_quarter"], FLAGS.seed, output_dir)
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    table = to_markdown(results)
+    with open(os.path.join(output_dir, "metrics.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    app.run(main)
