@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
+from smdiff import flag_defs
 from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer
 from smdiff.training.input_pipeline import DataSource
@@ -232,13 +233,10 @@ def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tup
 
 
 def define_flags() -> None:
-    """The entry points share these flag names; whichever module is imported first defines them."""
-    if "gin_file" not in flags.FLAGS:
-        flags.DEFINE_multi_string("gin_file", [], "gin files, applied in order (repeatable)")
-    if "gin_bindings" not in flags.FLAGS:
-        flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, applied after the files (repeatable)")
-    if "workdir" not in flags.FLAGS:
-        flags.DEFINE_string("workdir", None, "run directory; an existing one is resumed")
+    """The flags the train job shares with the other entry points (see smdiff/flag_defs.py)."""
+    flag_defs.define("multi_string", "gin_file", [], "gin files, applied in order (repeatable)")
+    flag_defs.define("multi_string", "gin_bindings", [], "extra gin bindings, applied after the files (repeatable)")
+    flag_defs.define("string", "workdir", None, "run directory; an existing one is resumed")
 
 
 def main(argv: Sequence[str]) -> None:
