@@ -170,6 +170,10 @@ def test_bad_options_are_clear_errors(tmp_path):
         train_tiny(tmp_path, 1, log_every_steps=0)
     with pytest.raises(ValueError, match="ema_decay"):
         train_tiny(tmp_path, 1, ema_decay=1.0)
+    with pytest.raises(ValueError, match="dataset of dicts"):
+        next(input_pipeline.train_batches(regression_dataset(8).map(lambda example: example["x"]), 4, seed=0))
+    with pytest.raises(ValueError, match="slice is empty"):
+        next(input_pipeline.train_batches(regression_dataset(8).take(0), 4, seed=0))
 
 
 def test_staircase_schedule_with_magenta_style_floor():

@@ -61,6 +61,9 @@ def process_slice(source: DataSource) -> tf.data.Dataset:
         dataset = source.load_process_slice()
     else:
         dataset = source.shard(jax.process_count(), jax.process_index())
+    if not isinstance(dataset.element_spec, dict):
+        raise ValueError(f"training data must be a dataset of dicts (feature name -> tensor), got elements "
+                         f"{dataset.element_spec}")
     numeric = [name for name, spec in dataset.element_spec.items() if spec.dtype != tf.string]
     if not numeric:
         raise ValueError(f"dataset {source} has no numeric features to train on: {dataset.element_spec}")
