@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if hasattr(module, "define_flags"):
         module.define_flags()
-    # So that `smdiff <job> --help` lists the job's flags (defined by the module or through flag_defs).
-    flags.adopt_module_key_flags(module)
-    flags.adopt_module_key_flags(flag_defs)
+    # `--help` lists the key flags of the module named by sys.argv[0] (this file, or the console script's
+    # wrapper): make the job's flags (defined by its module or through flag_defs) key flags of that name.
+    for defining_module in (module, flag_defs):
+        for flag in flags.FLAGS.get_key_flags_for_module(defining_module):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(module.main, argv=[f"smdiff {job}", *argv[2:]])
 
 
