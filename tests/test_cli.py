@@ -31,5 +31,4 @@ def test_build_job_is_tfds_build():
 @pytest.mark.parametrize("job,flag", [("train", "--gin_file"), ("sample", "--generator"), ("evaluate", "--samples_dir")])
 def test_job_help_lists_its_flags(job, flag):
     result = subprocess.run([sys.executable, "-m", "smdiff.cli", job, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0
-    assert flag in result.stdout
+    assert flag in result.stdout  # (absl's --help exits with status 1)
