@@ -28,3 +28,14 @@ def test_lmd_fractions_and_tiny_sets_get_every_split():
 def test_bad_fractions_are_rejected():
     with pytest.raises(ValueError, match="sum to 1"):
         splits.assign_splits(SONGS, {"train": 0.9, "test": 0.2}, seed=0)
+
+
+def test_songs_by_split_agrees_with_the_assignment_and_mixes_the_source_order():
+    # Song ids as a corpus lists them: one collection after the other.
+    song_ids = [f"essen/{i}" for i in range(500)] + [f"oneills/{i}" for i in range(500)]
+    by_split = splits.songs_by_split(song_ids, splits.EMBEDDED_FRACTIONS, seed=0)
+    assignment = splits.assign_splits(song_ids, splits.EMBEDDED_FRACTIONS, seed=0)
+    for name, ids in by_split.items():
+        assert sorted(ids) == sorted(s for s in song_ids if assignment[s] == name)
+    first_train = by_split["train"][:100]  # what a quick slice of the train split reads
+    assert 20 < sum(s.startswith("oneills") for s in first_train) < 80

@@ -133,12 +133,8 @@ class MelodyBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config: MelodyConfig = self.builder_config
-        song_ids = self._song_ids(dl_manager)
-        assignment = splits.assign_splits(song_ids, dict(config.split_fractions), config.seed)
-        return {
-            name: self._generate_examples(name, [s for s in song_ids if assignment[s] == name])
-            for name, _ in config.split_fractions
-        }
+        by_split = splits.songs_by_split(self._song_ids(dl_manager), dict(config.split_fractions), config.seed)
+        return {name: self._generate_examples(name, song_ids) for name, song_ids in by_split.items()}
 
     def _song_ids(self, dl_manager) -> list[str]:
         config: MelodyConfig = self.builder_config

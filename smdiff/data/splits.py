@@ -41,3 +41,13 @@ def assign_splits(song_ids: Iterable[str], fractions: Mapping[str, float], seed:
     for song_id in ordered[position:]:
         assignment[song_id] = names[0]
     return assignment
+
+
+def songs_by_split(song_ids: Iterable[str], fractions: Mapping[str, float], seed: int) -> dict[str, list[str]]:
+    """Split name -> its song ids, in the seeded hash order rather than the source's order, so that the first
+    songs of a split (TFDS's --max_examples_per_split, a quick slice) are a sample of all collections."""
+    assignment = assign_splits(song_ids, fractions, seed)
+    by_split: dict[str, list[str]] = {name: [] for name in fractions}
+    for song_id in sorted(assignment, key=lambda song_id: _rank_key(song_id, seed)):
+        by_split[assignment[song_id]].append(song_id)
+    return by_split
