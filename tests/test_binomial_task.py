@@ -37,21 +37,20 @@ def trained(chorale_segments, tmp_path_factory):
     task = BinomialTask(model=UNet(TINY), density=density, loss_type="bce")
     dataset = tf.data.Dataset.from_tensor_slices({"roll": rolls})
     result = train_module.train(
-        str(tmp_path_factory.mktemp("binomial")), task, dataset, dataset,
-        optimizer=OptimizerConfig(learning_rate=3e-3, decay_rate=1.0), global_batch_size=8, num_train_steps=60,
-        log_every_steps=10, eval_every_steps=60, num_eval_batches=4, checkpoint_every_steps=60,
-        async_checkpointing=False)
+        str(tmp_path_factory.mktemp("binomial")), task, dataset, None,
+        optimizer=OptimizerConfig(learning_rate=3e-3, decay_rate=1.0), global_batch_size=8, num_train_steps=40,
+        log_every_steps=10, checkpoint_every_steps=40, async_checkpointing=False)
     return task, result
 
 
 @pytest.mark.slow
-def test_training_on_chorales_lowers_the_loss_below_the_density_guess(trained, chorale_segments, tmp_path_factory):
-    task, result = trained
+def test_training_on_chorales_lowers_the_loss_below_the_density_guess(trained, chorale_segments):
+    _, result = trained
     _, _, density = chorale_segments
-    # Predicting every cell as Bernoulli(r) scores the binary entropy of r; using x_t must do better.
+    # Predicting every cell as Bernoulli(r) scores the binary entropy of r; the mean loss over the last
+    # 10 steps must beat it clearly, which needs the network to read x_t.
     entropy = -(density * np.log(density) + (1 - density) * np.log(1 - density))
-    assert result.eval_metrics["eval/bce"] < 0.8 * entropy, (result.eval_metrics, entropy)
-    assert result.train_metrics["train/bce"] < 0.8 * entropy
+    assert result.train_metrics["train/bce"] < 0.8 * entropy, (result.train_metrics, entropy)
 
 
 @pytest.mark.slow

@@ -148,6 +148,26 @@ def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: n
                       gap_steps=gap, title=f"{task} (first test segment)")
 
 
+LOWER_IS_BETTER = ("pitch_class_distance", "out_of_key_rate")
+NOT_SCORES = ("density",)
+
+
+def losses_to_baseline(results: dict, system: str = "model", baseline: str = "bernoulli") -> list[str]:
+    """'task: metric' for every score where `system` does not beat `baseline` (empty: it wins everywhere)."""
+    losses = []
+    for task, systems in results.items():
+        if system not in systems or baseline not in systems:
+            continue
+        for metric, value in systems[system].items():
+            if metric in NOT_SCORES or metric not in systems[baseline]:
+                continue
+            other = systems[baseline][metric]
+            better = value < other if metric in LOWER_IS_BETTER else value > other
+            if not better:
+                losses.append(f"{task}: {metric} ({value:.3f} vs {other:.3f})")
+    return losses
+
+
 def to_markdown(results: dict) -> str:
     """One table per task: systems as rows, metrics as columns."""
     lines = []
@@ -206,7 +226,10 @@ def main(argv: Sequence[str]) -> None:
                        statistics["steps_per_quarter"], FLAGS.seed, output_dir)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(results, f, indent=2)
-    table = to_markdown(results)
+    losses = losses_to_baseline(results)
+    table = to_markdown(results) + "\n" + (
+        "The model beats the Bernoulli baseline on every score." if not losses
+        else "Scores where the model does not beat the Bernoulli baseline:\n" + "\n".join(f"- {x}" for x in losses))
     with open(os.path.join(output_dir, "metrics.md"), "w") as f:
         f.write(table)
     print(table)
