@@ -116,7 +116,7 @@ def main(argv) -> None:
     FLAGS = flags.FLAGS
     if not FLAGS.workdir:
         raise ValueError("--workdir (the melody VAE's train workdir) is required")
-    task, params = load_trained(FLAGS.workdir, ema=FLAGS.ema)
+    task, params = load_trained(FLAGS.workdir, ema=FLAGS.ema, step=FLAGS.checkpoint_step)
     if not isinstance(task.model, MelodyVAE):
         raise ValueError(f"{FLAGS.workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
     dataset = TfdsSource(FLAGS.dataset, FLAGS.split, FLAGS.data_dir).load_process_slice()
@@ -125,7 +125,8 @@ def main(argv) -> None:
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "vae_report")
     _, report["prior_samples"] = write_prior_samples(
         task.model, params, jax.random.PRNGKey(FLAGS.seed), FLAGS.num_prior_samples, output_dir)
-    report.update(workdir=FLAGS.workdir, dataset=FLAGS.dataset, split=FLAGS.split, ema=FLAGS.ema)
+    report.update(workdir=FLAGS.workdir, dataset=FLAGS.dataset, split=FLAGS.split, ema=FLAGS.ema,
+                  checkpoint_step=FLAGS.checkpoint_step)
     path = write_report(report, output_dir)
     summary = {key: report[key] for key in (
         "num_chunks", "reconstruction_accuracy", "chunk_reconstruction_accuracy", "onset_reconstruction_accuracy",
@@ -145,6 +146,7 @@ def _define_flags() -> None:
     flag_defs.define("integer", "num_prior_samples", 16, "prior samples written as MIDI")
     flag_defs.define("integer", "seed", 0, "seed of the prior samples")
     flag_defs.define("bool", "ema", True, "use the EMA params where the run kept them")
+    flag_defs.define("integer", "checkpoint_step", None, "the checkpoint to report on (default: the latest)")
 
 
 _define_flags()
