@@ -17,7 +17,11 @@ def _count(params) -> int:
 def test_output_is_one_logit_per_cell_and_depends_on_t():
     model = UNet(TINY)
     x_t = (jnp.arange(2 * 32 * 24).reshape(2, 32, 24) % 7 == 0).astype(jnp.float32)  # [batch, time, pitch]
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), x_t, jnp.array([1, 50]))["params"]
+    # Weights drawn with numpy from the init's shapes: compiling flax's initialisers is far slower on CPU
+    # than the forward pass under test.
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x_t, jnp.array([1, 50]))["params"]
+    draw = np.random.default_rng(0)
+    params = jax.tree.map(lambda s: jnp.asarray(0.1 * draw.standard_normal(s.shape), s.dtype), shapes)
     apply = jax.jit(model.apply)
     early = apply({"params": params}, x_t, jnp.array([1, 1]))
     late = apply({"params": params}, x_t, jnp.array([90, 90]))
