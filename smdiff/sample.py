@@ -180,7 +180,7 @@ def build_generator(name: str, prior_workdir: str | None, scaling: LatentScaling
         from smdiff.train import load_trained
 
         task, params = load_trained(_required(prior_workdir, name), ema=ema)
-        return MDNGenerator(task.model, params, temperature=temperature)
+        return MDNGenerator(task.model, params, sequence_length=sequence_length, temperature=temperature)
     if name == "interpolation":
         from smdiff.generators.baselines import InterpolationGenerator
 
