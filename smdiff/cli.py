@@ -16,6 +16,8 @@ JOBS = {
     "stats": "smdiff.data.stats",
     "train": "smdiff.train",
     "convert-magenta": "smdiff.models.magenta_checkpoint",
+    "vae-report": "smdiff.evaluation.vae_report",
+    "pianoroll-eval": "smdiff.evaluation.pianoroll_eval",
     "sample": "smdiff.sample",
     "evaluate": "smdiff.evaluate",
     "demo": "smdiff.demo",

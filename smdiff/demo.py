@@ -70,7 +70,7 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
         ("melody statistics", _python("-m", "smdiff.cli", "stats", "--dataset=melody_windows/embedded",
                                       f"--data_dir={data_dir}")),
         ("melody VAE", _train("gin/experiments/melody_vae_embedded_cpu.gin", vae, data_dir, settings.vae_steps)),
-        ("VAE report", _python("-m", "smdiff.evaluation.vae_report", f"--workdir={vae}", f"--data_dir={data_dir}")),
+        ("VAE report", _python("-m", "smdiff.cli", "vae-report", f"--workdir={vae}", f"--data_dir={data_dir}")),
         ("latent dataset", _python("-m", "tfds_builders.melody_latents", "--config=embedded",
                                    f"--data_dir={data_dir}", f"--vae_workdir={vae}")),
         ("diffusion prior", _train("gin/experiments/latent_diffusion_embedded_cpu.gin", ddpm, data_dir,
