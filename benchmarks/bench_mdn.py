@@ -23,6 +23,8 @@ import gin
 import jax
 import numpy as np
 
+from benchmarks import report
+
 CONFIG_FILES = {"paper": "gin/models/transformer_mdn_paper.gin", "cpu": "gin/models/transformer_mdn_cpu.gin"}
 
 
@@ -142,12 +144,8 @@ def main(argv: list[str]) -> None:
              f"{args.train_steps} timed training steps and 2 timed sampling calls after a compiled first one. "
              f"1-minute load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end on "
              f"{os.cpu_count()} cores: other jobs shared the CPU, so CPU figures are lower bounds.")
-    if args.no_append:
-        print("\n".join(rows + ["", notes]))
-    else:
-        from benchmarks import report
-
-        report.append_section("TransformerMDN training and sampling throughput", command.strip(), rows, notes)
+    report.publish("TransformerMDN training and sampling throughput", command.strip(), rows, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":

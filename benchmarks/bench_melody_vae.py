@@ -22,6 +22,8 @@ import gin
 import jax
 import numpy as np
 
+from benchmarks import report
+
 CONFIG_FILES = {"big": "gin/models/melody_vae_big.gin", "cpu": "gin/models/melody_vae_cpu.gin"}
 
 
@@ -121,12 +123,8 @@ def main(argv: list[str]) -> None:
              f"encode/decode calls, at least 2) after a compiled first one. 1-minute load average "
              f"{start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores: "
              "other jobs shared the CPU, so CPU figures are lower bounds.")
-    if args.no_append:
-        print("\n".join(rows + ["", notes]))
-    else:
-        from benchmarks import report
-
-        report.append_section("Melody VAE training and inference throughput", command.strip(), rows, notes)
+    report.publish("Melody VAE training and inference throughput", command.strip(), rows, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from benchmarks import report
 from smdiff.evaluation import melody_sets
 
 
@@ -66,12 +67,8 @@ def main(argv: list[str]) -> None:
     command = "python -m benchmarks.bench_overlap " + " ".join(argv)
     notes = ("Paper (Lakh, 64-bar windows): test relative to train C 1.00 / Var 0.96 (pitch), C 1.00 / Var 0.91 "
              "(duration). Plasser et al. (Lakh, per_sequence reading): mean OA 0.796 pitch, 0.828 duration.")
-    if args.no_append:
-        print("\n".join(rows + ["", notes]))
-    else:
-        from benchmarks import report
-
-        report.append_section("Framewise overlapping area on real melodies", command.strip(), rows, notes)
+    report.publish("Framewise overlapping area on real melodies", command.strip(), rows, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":

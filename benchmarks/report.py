@@ -58,3 +58,11 @@ def append_section(title: str, command: str, lines: list[str], notes: str = "") 
         f.write(text)
     print(text)
     return text
+
+
+def publish(title: str, command: str, lines: list[str], notes: str = "", append: bool = True) -> None:
+    """Appends the section to RESULTS.md, or with append=False (a script's --no_append) only prints it."""
+    if append:
+        append_section(title, command, lines, notes)
+    else:
+        print("\n".join(lines + ["", notes]))
