@@ -207,6 +207,10 @@ def _parse_and_cache(tune: Tune) -> None:
     partial.rename(path)  # atomic: a killed build never leaves a truncated cache entry
 
 
+# Tunes parsed per pool round: enough to keep the workers busy, few enough to stop soon after a slice.
+PARSE_BLOCK = 128
+
+
 def corpus_tunes(collections: Sequence[str] = COLLECTIONS, max_tunes: int | None = None) -> list[Tune]:
     """The unparsed tunes of the collections in a fixed order (optionally only the first `max_tunes`)."""
     tunes = []
@@ -218,19 +222,29 @@ def corpus_tunes(collections: Sequence[str] = COLLECTIONS, max_tunes: int | None
 
 
 def parse_tunes(tunes: Sequence[Tune], workers: int | None = None) -> Iterator[ParsedTune]:
-    """Yields the parsed tunes in order; tunes not in the cache are first parsed in a process pool."""
-    uncached = [tune for tune in tunes if not _cache_path(tune).exists()]
-    if uncached:
-        workers = min(workers or os.cpu_count() or 1, len(uncached))
-        logging.info("Parsing %d uncached corpus tunes on %d processes.", len(uncached), workers)
-        if workers == 1:
-            for tune in uncached:
-                _parse_and_cache(tune)
-        else:
-            # spawn, not fork: the caller may run TensorFlow threads, which fork would copy.
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for done, _ in enumerate(pool.imap_unordered(_parse_and_cache, uncached, chunksize=4), 1):
-                    if done % 500 == 0:
-                        logging.info("Parsed %d / %d corpus tunes.", done, len(uncached))
-    for tune in tunes:
-        yield _read_cached(tune)
+    """Yields the parsed tunes in order. Tunes not in the cache are parsed in a process pool, one block of
+    `PARSE_BLOCK` tunes at a time, so a consumer that stops early (a quick slice of the corpus) never waits
+    for the whole corpus to be parsed; closing the generator stops the pool."""
+    workers = workers or os.cpu_count() or 1
+    pool = None
+    try:
+        for start in range(0, len(tunes), PARSE_BLOCK):
+            block = tunes[start:start + PARSE_BLOCK]
+            uncached = [tune for tune in block if not _cache_path(tune).exists()]
+            if len(uncached) > 1 and workers > 1:
+                if pool is None:
+                    # spawn, not fork: the caller may run TensorFlow threads, which fork would copy.
+                    pool = multiprocessing.get_context("spawn").Pool(workers)
+                for _ in pool.imap_unordered(_parse_and_cache, uncached, chunksize=4):
+                    pass
+            else:
+                for tune in uncached:
+                    _parse_and_cache(tune)
+            if uncached:
+                logging.info("Parsed %d uncached corpus tunes (up to tune %d of %d).", len(uncached),
+                             start + len(block), len(tunes))
+            for tune in block:
+                yield _read_cached(tune)
+    finally:
+        if pool is not None:
+            pool.terminate()
