@@ -9,11 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from real_latents import K, corpus_windows, small_vae
+from real_latents import K, latents_dataset, scaled_corpus_latents
 from smdiff import train as train_module
-from smdiff.data import latents
 from smdiff.generators.base import paper_infill_mask, prefix_mask
 from smdiff.generators.diffusion import DiffusionGenerator
 from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
@@ -29,21 +27,9 @@ SMALL = TransformerDDPMConfig(
 @pytest.fixture(scope="module")
 def scaled_latents():
     """{'train', 'validation'}: float32 [n, K, 5] scaled posterior means of real windows."""
-    windows = corpus_windows(num_tunes=60, num_train_tunes=50)
-    encoder = latents.WindowEncoder(*small_vae())
-    encoded = {}
-    for split, split_windows in windows.items():
-        batches = list(latents.encode_windows(encoder, split_windows, batch_size=256, skipped={}))
-        encoded[split] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ("mu", "sigma")}
-    statistics = latents.TrainStatistics(encoder.z_size)
-    statistics.update(encoded["train"]["sigma"], encoded["train"]["mu"])
-    scaling = statistics.scaling()
-    assert scaling.dim == SMALL.data_dim
-    return {split: np.asarray(scaling.to_model(jnp.asarray(e["mu"])), np.float32) for split, e in encoded.items()}
-
-
-def dataset(x: np.ndarray) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices({"latents": x})
+    scaled = scaled_corpus_latents()
+    assert scaled["train"].shape[-1] == SMALL.data_dim
+    return scaled
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def trained(scaled_latents, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("latent_diffusion")
     task = LatentDiffusionTask(TransformerDDPM(SMALL))
     result = train_module.train(
-        str(workdir), task, dataset(scaled_latents["train"]), dataset(scaled_latents["validation"]),
+        str(workdir), task, latents_dataset(scaled_latents["train"]), latents_dataset(scaled_latents["validation"]),
         optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, decay_rate=0.98, clip_norm=1.0),
         global_batch_size=32, num_train_steps=160, log_every_steps=40, eval_every_steps=40, num_eval_batches=4,
         checkpoint_every_steps=160, async_checkpointing=False)

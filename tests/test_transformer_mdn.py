@@ -1,6 +1,6 @@
 """TransformerMDN: mixture density math, the network (paper size, causality, cached decoding), its Task and
 its generator (conditioning consistency, continuation, sharding), and a short real training run on the
-real folk-tune latents of tests/test_latent_diffusion.py (its `scaled_latents` fixture)."""
+real folk-tune latents of tests/real_latents.py."""
 import json
 
 import jax
@@ -8,12 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import Mesh
-import tensorflow as tf
 from scipy import stats
-from test_latent_diffusion import scaled_latents  # noqa: F401  (fixture: real scaled latents [n, 4, 5])
 
+from real_latents import latents_dataset, scaled_corpus_latents
 from smdiff import train as train_module
-
 from smdiff.generators.base import UnsupportedTaskError, paper_infill_mask, prefix_mask
 from smdiff.generators.mdn import MDNGenerator
 from smdiff.models import gaussian_mixture
@@ -25,8 +23,10 @@ TINY = TransformerMDNConfig(latent_dim=6, sequence_length=8, d_model=32, num_lay
                             residual_width=48, num_residual_blocks=2, num_mixtures=5)
 
 
-def _dataset(x: np.ndarray) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices({"latents": x})
+@pytest.fixture(scope="module")
+def scaled_latents():
+    """{'train', 'validation'}: float32 [n, 4, 5] scaled posterior means of real folk-tune windows."""
+    return scaled_corpus_latents()
 
 
 def _param_count(config: TransformerMDNConfig) -> int:
@@ -158,7 +158,8 @@ def test_short_real_training_run_lowers_validation_nll(scaled_latents, tmp_path)
                                   mlp_dim=64, residual_width=64, num_mixtures=8)
     task = MDNTask(TransformerMDN(config))
     result = train_module.train(
-        str(tmp_path), task, _dataset(scaled_latents["train"]), _dataset(scaled_latents["validation"]),
+        str(tmp_path), task, latents_dataset(scaled_latents["train"]),
+        latents_dataset(scaled_latents["validation"]),
         optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, decay_rate=0.98, clip_norm=1.0),
         global_batch_size=32, num_train_steps=300, log_every_steps=50, eval_every_steps=50, num_eval_batches=4,
         checkpoint_every_steps=300, async_checkpointing=False)
