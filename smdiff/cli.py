@@ -20,6 +20,7 @@ JOBS = {
     "pianoroll-eval": "smdiff.evaluation.pianoroll_eval",
     "sample": "smdiff.sample",
     "evaluate": "smdiff.evaluate",
+    "reverse-process": "smdiff.evaluation.reverse_process",
     "demo": "smdiff.demo",
 }
 

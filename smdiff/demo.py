@@ -9,6 +9,7 @@ re-run by hand): melody datasets -> their statistics -> melody VAE -> its valida
 dataset -> diffusion prior and TransformerMDN -> samples of every generator and task -> Table 1 and figures.
 A finished stage leaves a marker in `<dir>/stages/` and is skipped when the demo runs again; an
 interrupted stage resumes (training from its last checkpoint, sampling from its last finished chunk).
+The last stage scores the diffusion prior's x0 estimates along its reverse process (paper Fig. 3).
 """
 from __future__ import annotations
 
@@ -36,12 +37,14 @@ class Settings:
     mdn_steps: int | None
     num_samples: int
     diffusion_sampler: tuple[str, ...]  # extra `smdiff sample` flags for the diffusion generator
+    reverse_process: tuple[str, ...]  # `smdiff reverse-process` flags (Fig. 3)
 
 
 FULL = Settings(max_examples=None, vae_steps=None, prior_steps=None, mdn_steps=None, num_samples=1000,
-                diffusion_sampler=())
+                diffusion_sampler=(), reverse_process=("--num_samples=1000", "--every=50"))
 QUICK = Settings(max_examples=3000, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
-                 diffusion_sampler=("--sampler=ddim", "--num_steps=50"))
+                 diffusion_sampler=("--sampler=ddim", "--num_steps=50"),
+                 reverse_process=("--num_samples=100", "--sampler=ddim", "--num_steps=50", "--every=5"))
 
 
 def _python(*args: str) -> list[str]:
@@ -88,8 +91,12 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
             if generator == "diffusion":
                 command += settings.diffusion_sampler
             result.append((f"samples: {generator} {task}", command))
+    evaluation = os.path.join(out, "evaluation")
     result.append(("evaluation", _python("-m", "smdiff.cli", "evaluate", f"--samples_dir={samples}",
-                                         f"--data_dir={data_dir}", f"--output_dir={os.path.join(out, 'evaluation')}")))
+                                         f"--data_dir={data_dir}", f"--output_dir={evaluation}")))
+    result.append(("reverse process", _python("-m", "smdiff.cli", "reverse-process", f"--prior_workdir={ddpm}",
+                                              f"--vae_workdir={vae}", f"--data_dir={data_dir}",
+                                              f"--output_dir={evaluation}", *settings.reverse_process)))
     return result
 
 

@@ -47,6 +47,13 @@ def load_windows(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndar
     return np.stack(events), keys
 
 
+def reference_windows(train_events: np.ndarray, max_reference: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The GT set of the OA metric: the training windows, or `max_reference` of them drawn with `rng`."""
+    if max_reference is None or len(train_events) <= max_reference:
+        return train_events
+    return train_events[rng.choice(len(train_events), max_reference, replace=False)]
+
+
 def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
              test_latents: np.ndarray | None = None, known_events: np.ndarray | None = None,
              num_real: int = 1000, max_reference: int | None = None, seed: int = 0) -> dict:
@@ -61,9 +68,7 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
       num_real: windows of each split in the Train and Test rows.
     """
     rng = np.random.default_rng(seed)
-    if max_reference is not None and len(train_events) > max_reference:
-        train_events = train_events[rng.choice(len(train_events), max_reference, replace=False)]
-    ground_truth = melody_sets.set_overlaps(train_events)
+    ground_truth = melody_sets.set_overlaps(reference_windows(train_events, max_reference, rng))
 
     def real_rows(events):
         chosen = events[rng.choice(len(events), min(num_real, len(events)), replace=False)]

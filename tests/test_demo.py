@@ -9,7 +9,8 @@ import pytest
 from smdiff import demo
 
 TINY = dataclasses.replace(demo.QUICK, max_examples=300, vae_steps=30, prior_steps=30, mdn_steps=30,
-                           num_samples=16, diffusion_sampler=("--sampler=ddim", "--num_steps=5"))
+                           num_samples=16, diffusion_sampler=("--sampler=ddim", "--num_steps=5"),
+                           reverse_process=("--num_samples=16", "--sampler=ddim", "--num_steps=5", "--every=1"))
 
 
 @pytest.mark.slow
@@ -23,6 +24,9 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     midi = os.listdir(os.path.join(out, "samples", "diffusion", "infilling-00000-of-00001", "midi"))
     assert len(midi) == TINY.num_samples
     assert os.path.exists(os.path.join(out, "evaluation", "figures", "infilling_example_0.png"))
+    along = json.load(open(os.path.join(out, "evaluation", "reverse_process.json")))
+    assert along["steps"] == [1000, 800, 600, 400, 200]  # DDIM's 5 steps, each one recorded (Fig. 3)
+    assert os.path.exists(os.path.join(out, "evaluation", "figures", "reverse_process.png"))
 
     capsys.readouterr()
     again = demo.run(out, TINY)

@@ -129,3 +129,27 @@ def test_evaluation_without_samples_is_an_error(real_events, tmp_path):
     train_events, held_events = real_events
     with pytest.raises(FileNotFoundError, match="no generator folder"):
         evaluate.evaluate(str(tmp_path), train_events, held_events, str(tmp_path / "eval"))
+
+
+def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(setting, real_events, tmp_path):
+    from smdiff.evaluation import latent_metrics, melody_sets, reverse_process
+    from smdiff.generators.diffusion import DiffusionGenerator
+    from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
+    from smdiff.tasks.latent_diffusion import LatentDiffusionTask
+
+    scaling, held, decoder = setting
+    train_events, _ = real_events
+    config = TransformerDDPMConfig(data_dim=held.shape[-1], d_model=16, num_layers=1, num_heads=2, mlp_dim=32,
+                                   res_width=32, film_hidden=16, noise_encoding_dim=16)
+    task = LatentDiffusionTask(TransformerDDPM(config))
+    params = task.init(jax.random.PRNGKey(0), {"latents": jax.numpy.asarray(held[:2])})
+    generator = DiffusionGenerator(task, params, sequence_length=held.shape[1], sampler="ddim", num_steps=20)
+    rng = jax.random.PRNGKey(4)
+    results = reverse_process.metrics_along_reverse_process(
+        generator, decoder, melody_sets.set_overlaps(train_events), held, num_samples=6, every=5, rng=rng)
+    assert results["steps"] == sorted(results["steps"], reverse=True) and len(results["steps"]) == 4
+    assert all(len(results[name]) == 4 and np.isfinite(results[name]).all() for name in reverse_process.CURVES)
+    final = generator.sample(jax.random.split(rng)[0], 6)  # the same run, not recorded
+    assert results["latent FD"][-1] == pytest.approx(latent_metrics.frechet_distance(held, final), rel=1e-4)
+    path = reverse_process.write(results, str(tmp_path))
+    assert os.path.getsize(path) > 0 and (tmp_path / "reverse_process.json").exists()

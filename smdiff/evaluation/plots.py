@@ -45,9 +45,13 @@ def piano_rolls(rolls: dict[str, np.ndarray], num_steps: int, path: str,
 
 def metrics_along_reverse_process(steps: np.ndarray, curves: dict[str, np.ndarray], path: str,
                                   title: str = "") -> None:
-    """Paper Fig. 3: each metric (label -> values per step) against the reverse-process step."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.8), squeeze=False)
-    for ax, (label, values) in zip(axes[0], curves.items()):
+    """Paper Fig. 3: each metric (label -> values per step) against the reverse-process step, 3 per row."""
+    cols = min(3, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    for ax, (label, values) in zip(axes.flat, curves.items()):
         ax.plot(steps, values)
         ax.set_xlabel("reverse step")
         ax.set_title(label, fontsize=9)
