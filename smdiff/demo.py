@@ -82,15 +82,15 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
     ]
     samples = os.path.join(out, "samples")
     for generator in GENERATORS:
-        for task in TASKS[generator]:
-            command = _python("-m", "smdiff.cli", "sample", f"--generator={generator}", f"--task={task}",
-                              f"--vae_workdir={vae}", f"--data_dir={data_dir}", f"--num_samples={settings.num_samples}",
-                              f"--output_dir={os.path.join(samples, generator)}")
-            if generator in ("diffusion", "mdn"):
-                command.append(f"--prior_workdir={ddpm if generator == 'diffusion' else mdn}")
-            if generator == "diffusion":
-                command += settings.diffusion_sampler
-            result.append((f"samples: {generator} {task}", command))
+        command = _python("-m", "smdiff.cli", "sample", f"--generator={generator}",
+                          *[f"--task={task}" for task in TASKS[generator]], f"--vae_workdir={vae}",
+                          f"--data_dir={data_dir}", f"--num_samples={settings.num_samples}",
+                          f"--output_dir={os.path.join(samples, generator)}")
+        if generator in ("diffusion", "mdn"):
+            command.append(f"--prior_workdir={ddpm if generator == 'diffusion' else mdn}")
+        if generator == "diffusion":
+            command += settings.diffusion_sampler
+        result.append((f"samples: {generator}", command))
     evaluation = os.path.join(out, "evaluation")
     result.append(("evaluation", _python("-m", "smdiff.cli", "evaluate", f"--samples_dir={samples}",
                                          f"--data_dir={data_dir}", f"--output_dir={evaluation}")))

@@ -11,7 +11,9 @@ of the melody windows (up to --max_reference windows, drawn with --seed); the Tr
 latents with the test split's latents.
 
 Writes to --output_dir: table1.md and table1.json (the table under the paper's 'pooled' reading, every
-other figure in the JSON), table1_per_sequence.md (the other reading), figures/*.png.
+other figure in the JSON), table1_per_sequence.md (the other reading), figures/*.png, and the table's
+cells and figures as TensorBoard summaries (`tensorboard/`, `metrics.jsonl`); with --wandb_project, to
+W&B as well (WANDB_MODE=offline works without network).
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def reference_windows(train_events: np.ndarray, max_reference: int | None, rng: 
 
 def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
              test_latents: np.ndarray | None = None, known_events: np.ndarray | None = None,
-             num_real: int = 1000, max_reference: int | None = None, seed: int = 0) -> dict:
+             num_real: int = 1000, max_reference: int | None = None, seed: int = 0,
+             wandb_project: str | None = None) -> dict:
     """Computes and writes everything; returns the JSON-able results.
 
     Args:
@@ -66,6 +69,7 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
       test_latents: [m'', k, d] scaled test latents, the pool conditional tasks drew from, for FD/MMD.
       known_events: [m'', steps] the real melody of each test latent window (the figures' "real" row).
       num_real: windows of each split in the Train and Test rows.
+      wandb_project: also log the table and figures to this W&B project.
     """
     rng = np.random.default_rng(seed)
     ground_truth = melody_sets.set_overlaps(reference_windows(train_events, max_reference, rng))
@@ -96,7 +100,31 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
         raise FileNotFoundError(f"no generator folder with completed chunks under {samples_dir} "
                                 f"(expected some of {sorted(ROW_NAMES)})")
     _write_outputs(results, samples, specs, known_events, ground_truth, output_dir)
+    log_results(results, output_dir, wandb_project)
     return results
+
+
+def log_results(results: dict, output_dir: str, wandb_project: str | None = None) -> None:
+    """Every Table 1 cell as a scalar ('<row>/<task>/<feature>_C'), latent FD/MMD, and the PNG figures, through
+    the training core's writers (TensorBoard and JSON lines in output_dir; W&B when a project is given)."""
+    import matplotlib.image
+
+    from smdiff.training.writers import create_writer
+
+    scalars = {}
+    for row, tasks in results.items():
+        for task, report in tasks.items():
+            for feature, (consistency, variance) in report["table"].items():
+                scalars[f"{row}/{task}/{feature}_C"] = consistency
+                scalars[f"{row}/{task}/{feature}_Var"] = variance
+            scalars.update({f"{row}/{task}/{key}": report[key] for key in ("latent_fd", "latent_mmd") if key in report})
+    figures = os.path.join(output_dir, "figures")
+    images = {f"figures/{name[:-4]}": (matplotlib.image.imread(os.path.join(figures, name))[None, ..., :3] * 255
+                                       ).astype(np.uint8) for name in sorted(os.listdir(figures)) if name.endswith(".png")}
+    writer = create_writer(output_dir, wandb_project, config={"job": "evaluate"})
+    writer.write_scalars(0, scalars)
+    writer.write_images(0, images)
+    writer.close()
 
 
 def _table_view(results: dict, key: str) -> dict:
@@ -156,6 +184,7 @@ def define_flags() -> None:
     flag_defs.define("integer", "max_reference", 20000, "training windows in the GT set at most")
     flag_defs.define("integer", "num_real", 1000, "windows of each split in the Train and Test rows")
     flag_defs.define("integer", "seed", 0, "seed of the random draws")
+    flag_defs.define("string", "wandb_project", None, "also log the table and figures to this W&B project")
 
 
 
@@ -174,7 +203,7 @@ def main(argv: Sequence[str]) -> None:
     events_by_key = dict(zip(test_keys, test_events))  # a song's doubled melodies share a key: any one will do
     known_events = np.stack([events_by_key[key] for key in latent_keys])
     evaluate(FLAGS.samples_dir, train_events, test_events, FLAGS.output_dir, test_latents, known_events,
-             FLAGS.num_real, FLAGS.max_reference, FLAGS.seed)
+             FLAGS.num_real, FLAGS.max_reference, FLAGS.seed, FLAGS.wandb_project)
 
 if __name__ == "__main__":
     define_flags()

@@ -2,7 +2,8 @@
 resumable (t5x `infer` style).
 
     smdiff sample --generator=diffusion --prior_workdir=workdirs/ddpm --vae_workdir=workdirs/vae \\
-        --latents=melody_latents/embedded --data_dir=data/tfds --task=infilling --output_dir=samples/ddpm
+        --latents=melody_latents/embedded --data_dir=data/tfds --task=unconditional --task=infilling \\
+        --output_dir=samples/ddpm
 
 Generators: `diffusion` (DDPM over all N steps, or DDIM with --num_steps/--eta), `mdn` (at
 --temperature), `interpolation` (slerp between real latents of the test split), `prior` (N(0, I) draws).
@@ -211,7 +212,8 @@ def define_flags() -> None:
     flag_defs.define("string", "vae_workdir", None, "train workdir of the melody VAE that decodes the latents")
     flag_defs.define("string", "latents", "melody_latents/embedded", "the prepared latent dataset (name/config)")
     flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir holding the latent dataset")
-    flag_defs.define("enum", "task", "unconditional", "what to generate", enum_values=TASKS)
+    flag_defs.define("multi_enum", "task", ["unconditional"], "what to generate; repeat the flag for several "
+                     "tasks in one run (each has its own chunks)", enum_values=TASKS)
     flag_defs.define("string", "output_dir", None, "where the chunks go")
     flag_defs.define("integer", "num_samples", 1000, "samples in the whole run (all shards)")
     flag_defs.define("integer", "chunk_size", 250, "samples per chunk")
@@ -242,14 +244,15 @@ def main(argv: Sequence[str]) -> None:
     generator = build_generator(FLAGS.generator, FLAGS.prior_workdir, scaling, test_latents, FLAGS.sampler,
                                 FLAGS.num_steps, FLAGS.eta, FLAGS.temperature)
     decoder = load_vae_decoder(FLAGS.vae_workdir, scaling)
-    spec = SamplingSpec(FLAGS.task, FLAGS.num_samples, FLAGS.chunk_size, FLAGS.seed, FLAGS.num_missing,
-                        FLAGS.num_known, FLAGS.variation_strength, FLAGS.write_midi)
     metadata = {"generator": FLAGS.generator, "prior_workdir": FLAGS.prior_workdir,
                 "vae_workdir": FLAGS.vae_workdir, "latents": FLAGS.latents, "sampler": FLAGS.sampler,
                 "num_steps": FLAGS.num_steps, "eta": FLAGS.eta, "temperature": FLAGS.temperature}
-    done = run(generator, decoder, spec, FLAGS.output_dir, test_latents.shape[1], test_latents,
-               FLAGS.shard_id, FLAGS.num_shards, metadata)
-    print(f"{len(done)} completed {FLAGS.task} chunks in {FLAGS.output_dir}")
+    for task in FLAGS.task:
+        spec = SamplingSpec(task, FLAGS.num_samples, FLAGS.chunk_size, FLAGS.seed, FLAGS.num_missing,
+                            FLAGS.num_known, FLAGS.variation_strength, FLAGS.write_midi)
+        done = run(generator, decoder, spec, FLAGS.output_dir, test_latents.shape[1], test_latents,
+                   FLAGS.shard_id, FLAGS.num_shards, metadata)
+        print(f"{len(done)} completed {task} chunks in {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def test_build_job_is_tfds_build():
     assert "--manual_dir" in result.stdout and "--max_examples_per_split" in result.stdout
 
 
-@pytest.mark.parametrize("job,flag", [("train", "--gin_file"), ("sample", "--generator"), ("evaluate", "--samples_dir")])
+@pytest.mark.parametrize("job,flag", [("train", "--gin_file"), ("sample", "--generator"), ("evaluate", "--samples_dir"),
+                                      ("reverse-process", "--every")])
 def test_job_help_lists_its_flags(job, flag):
     result = subprocess.run([sys.executable, "-m", "smdiff.cli", job, "--help"], capture_output=True, text=True)
     assert flag in result.stdout  # (absl's --help exits with status 1)

@@ -4,6 +4,7 @@ counts, resume, MIDI output, tasks a generator cannot do, and Table 1 with its f
 The latents are real folk-tune windows encoded by the small VAE of tests/real_latents.py; the generators
 are the two that need no training (interpolation and the N(0, I) prior), decoded by the same VAE.
 """
+import json
 import os
 
 import jax
@@ -110,7 +111,7 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
             sample.run(generator, decoder, spec, str(tmp_path / "samples" / name), held.shape[1], held)
     out = tmp_path / "eval"
     results = evaluate.evaluate(str(tmp_path / "samples"), train_events, held_events, str(out), held, held_events,
-                                num_real=20)
+                                num_real=20, wandb_project="smdiff-test")  # offline (conftest)
     assert set(results) == {"Train", "Test", "Interpolation", "N(0,I) prior"}
     for row in results.values():
         for report in row.values():
@@ -123,6 +124,10 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
     assert "| Interpolation |" in markdown and "| Diffusion | 0.99 |" in markdown  # measured, then the paper's
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["infilling_example_0.png", "infilling_example_1.png", "oa_duration.png", "oa_pitch.png"]
+    (logged,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    consistency, _ = results["Interpolation"]["infilling"]["table"]["pitch"]
+    assert logged["Interpolation/infilling/pitch_C"] == pytest.approx(consistency)
+    assert (out / "tensorboard").is_dir() and list((out / "wandb").glob("offline-run-*"))
 
 
 def test_evaluation_without_samples_is_an_error(real_events, tmp_path):

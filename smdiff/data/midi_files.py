@@ -70,9 +70,22 @@ def list_archive_midi(archive: str | os.PathLike) -> list[str]:
         return sorted(m.name for m in tar if m.isfile() and is_midi_name(m.name))
 
 
-def iter_archive_midi(archive: str | os.PathLike, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
-    """(member name, bytes) of the wanted members of a .tar.gz, in archive order, read as a stream."""
+def iter_archive_midi(archive: str | os.PathLike, wanted: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of the wanted (default: all MIDI) members of a .tar.gz, in archive order,
+    read as a stream."""
     with tarfile.open(archive, "r|gz") as tar:
         for member in tar:
-            if member.isfile() and member.name in wanted:
+            if member.isfile() and (member.name in wanted if wanted is not None else is_midi_name(member.name)):
                 yield member.name, tar.extractfile(member).read()
+
+
+def iter_midi(source: str | os.PathLike) -> Iterator[tuple[str, bytes]]:
+    """(song id, bytes) of every MIDI file of a folder (sorted) or a .tar.gz (archive order)."""
+    source = pathlib.Path(source)
+    if source.is_dir():
+        for song_id in list_midi_files(source):
+            yield song_id, (source / song_id).read_bytes()
+    elif source.is_file() and tarfile.is_tarfile(source):
+        yield from iter_archive_midi(source)
+    else:
+        raise FileNotFoundError(f"no MIDI folder or tar archive at {os.fspath(source)!r}")

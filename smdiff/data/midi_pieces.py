@@ -1,14 +1,13 @@
-"""MIDI files (a folder, or the Lakh MIDI tarball) -> one-track `Piece`s of all non-drum notes merged."""
+"""MIDI files (a folder, or the Lakh MIDI tarball) -> one-track `Piece`s of all non-drum notes merged.
+
+Files are found and read by `smdiff.data.midi_files`, as for the melody datasets.
+"""
 from __future__ import annotations
 
 import collections
 import multiprocessing
-import os
-import tarfile
-from typing import Iterator
 
-from note_seq import midi_io
-
+from smdiff.data import midi_files
 from smdiff.data.pianoroll import Piece, note_sequence_to_notes
 
 PIANO_LOW, PIANO_HIGH = 21, 108
@@ -18,9 +17,9 @@ MAX_STEPS = 4 * 60 * 60  # one hour at 4 steps per quarter and 60 qpm: longer fi
 def midi_bytes_to_piece(name: str, data: bytes, steps_per_quarter: int) -> Piece | str:
     """One MIDI file's bytes -> Piece (notes outside the piano range dropped), or why it is skipped."""
     try:
-        ns = midi_io.midi_to_note_sequence(data)
-    except Exception as error:  # pretty_midi/mido raise many types on corrupt files
-        return f"unreadable MIDI ({type(error).__name__})"
+        ns = midi_files.read_midi(data, name)
+    except midi_files.MidiReadError as error:
+        return error.reason
     if not any(not note.is_drum for note in ns.notes):
         return "no non-drum notes"
     try:
@@ -36,25 +35,6 @@ def midi_bytes_to_piece(name: str, data: bytes, steps_per_quarter: int) -> Piece
     return Piece(name=name, tracks=(notes,), num_steps=num_steps)
 
 
-def _iter_midi_files(source: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every .mid/.midi file in a folder (recursively) or a .tar.gz archive."""
-    suffixes = (".mid", ".midi")
-    if os.path.isfile(source) and tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            for member in archive:
-                if member.isfile() and member.name.lower().endswith(suffixes):
-                    yield member.name, archive.extractfile(member).read()
-        return
-    if not os.path.isdir(source):
-        raise FileNotFoundError(f"no MIDI folder or tar archive at {source!r}")
-    for root, _, files in sorted(os.walk(source)):
-        for file in sorted(files):
-            if file.lower().endswith(suffixes):
-                path = os.path.join(root, file)
-                with open(path, "rb") as f:
-                    yield os.path.relpath(path, source), f.read()
-
-
 def _parse_star(args: tuple[str, bytes, int]) -> Piece | str:
     return midi_bytes_to_piece(*args)
 
@@ -63,7 +43,7 @@ def load_midi_pieces(
     source: str, steps_per_quarter: int = 4, processes: int = 2
 ) -> tuple[list[Piece], collections.Counter]:
     """All usable pieces under `source` (folder or tarball) and a Counter of skip reasons."""
-    jobs = ((name, data, steps_per_quarter) for name, data in _iter_midi_files(source))
+    jobs = ((name, data, steps_per_quarter) for name, data in midi_files.iter_midi(source))
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = list(pool.imap(_parse_star, jobs, chunksize=16))
     pieces = [result for result in results if isinstance(result, Piece)]

@@ -35,12 +35,17 @@ def position_encoding(length: int, dim: int = 128) -> jnp.ndarray:
 
 
 class EncoderBlock(nn.Module):
-    """One pre-LN block: x + Attn(LN(x)), then x + Dense(GELU(Dense(LN(x))))."""
+    """One pre-LN block: x + Attn(LN(x)), then x + Dense(GELU(Dense(LN(x)))).
+
+    decode=True runs one position per call: Flax's attention appends its key and value to the 'cache'
+    collection and attends to the cached positions only (which is the causal mask).
+    """
 
     num_heads: int
     d_model: int
     mlp_dim: int
     dropout: float = 0.0
+    decode: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, mask: jnp.ndarray | None, deterministic: bool) -> jnp.ndarray:
@@ -52,6 +57,7 @@ class EncoderBlock(nn.Module):
             out_features=self.d_model,
             dropout_rate=self.dropout,
             deterministic=deterministic,
+            decode=self.decode,
             name="attention",
         )(h, h, mask=mask)
         x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
@@ -67,8 +73,10 @@ class TransformerEncoder(nn.Module):
     """A stack of `num_layers` pre-LN encoder blocks over [batch, length, d_model].
 
     `causal=True` lets position i attend only to positions <= i (the MDN baseline); otherwise every
-    position sees the whole sequence (the diffusion denoiser). Dropout is active only when
-    `deterministic=False` and then needs a 'dropout' rng.
+    position sees the whole sequence (the diffusion denoiser). `decode=True` (causal only) takes one
+    position [batch, 1, d_model] per call with a key/value cache, for autoregressive sampling; create the
+    cache by `init` with a full-length input. Dropout is active only when `deterministic=False` and then
+    needs a 'dropout' rng.
     """
 
     num_layers: int
@@ -77,18 +85,23 @@ class TransformerEncoder(nn.Module):
     mlp_dim: int
     dropout: float = 0.0
     causal: bool = False
+    decode: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
         if x.shape[-1] != self.d_model:
             raise ValueError(f"TransformerEncoder expects [..., {self.d_model}] inputs, got {x.shape}")
-        mask = nn.make_causal_mask(x[..., 0]) if self.causal else None  # [batch, 1, length, length]
+        if self.decode and not self.causal:
+            raise ValueError("decode=True needs causal=True: a cache only holds earlier positions")
+        # [batch, 1, length, length]; a decoding block's cache is the causal mask.
+        mask = nn.make_causal_mask(x[..., 0]) if self.causal and not self.decode else None
         for i in range(self.num_layers):
             x = EncoderBlock(
                 num_heads=self.num_heads,
                 d_model=self.d_model,
                 mlp_dim=self.mlp_dim,
                 dropout=self.dropout,
+                decode=self.decode,
                 name=f"block_{i}",
             )(x, mask, deterministic)
         return x

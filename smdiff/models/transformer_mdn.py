@@ -74,45 +74,6 @@ class MixtureDensityHead(nn.Module):
         return MixtureParams(logits=logits, means=means, log_scales=log_scales)
 
 
-class _DecodingEncoderBlock(nn.Module):
-    """`transformer.EncoderBlock` for one position per call, with the same parameter names and shapes.
-
-    Flax's attention with `decode=True` appends this position's key and value to its cache and attends
-    to the cached positions only (which is the causal mask). The shared block has no decode option, so
-    this twin exists; a test checks that both give the same outputs from the same parameters.
-    """
-
-    num_heads: int
-    d_model: int
-    mlp_dim: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        # x: [batch, 1, d_model] (or [batch, length, d_model] once, at init, to size the cache)
-        h = nn.LayerNorm(name="attention_norm")(x)
-        h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=self.d_model,
-                                            out_features=self.d_model, decode=True, name="attention")(h, h)
-        x = x + h
-        h = nn.LayerNorm(name="mlp_norm")(x)
-        h = nn.Dense(self.d_model, name="mlp_out")(nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in")(h)))
-        return x + h
-
-
-class _DecodingEncoder(nn.Module):
-    """`transformer.TransformerEncoder(causal=True)` one position at a time (parameters named alike)."""
-
-    num_layers: int
-    num_heads: int
-    d_model: int
-    mlp_dim: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for i in range(self.num_layers):
-            x = _DecodingEncoderBlock(self.num_heads, self.d_model, self.mlp_dim, name=f"block_{i}")(x)
-        return x
-
-
 def shift_right(x: jax.Array) -> jax.Array:
     """Decoder inputs for teacher forcing: [zero start token, x_0, ..., x_{k-2}]; x [B, k, d] -> [B, k, d]."""
     return jnp.pad(x, ((0, 0), (1, 0), (0, 0)))[:, :-1]
@@ -153,11 +114,8 @@ class TransformerMDN(nn.Module):
             h = shift_right(inputs)
 
         h = nn.Dense(c.d_model, name="input_projection")(h) + sinusoidal_encoding(positions, c.d_model)
-        if self.decode:
-            h = _DecodingEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, name="encoder")(h)
-        else:
-            h = TransformerEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, dropout=c.dropout, causal=True,
-                                   name="encoder")(h, deterministic=deterministic)
+        h = TransformerEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, dropout=c.dropout, causal=True,
+                               decode=self.decode, name="encoder")(h, deterministic=deterministic or self.decode)
         h = nn.Dense(c.residual_width, name="residual_projection")(nn.LayerNorm(name="encoder_norm")(h))
         for i in range(c.num_residual_blocks):
             h = ResidualMLPBlock(c.residual_width, name=f"residual_block_{i}")(h)

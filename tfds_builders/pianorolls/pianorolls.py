@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from smdiff.data import chorales, midi_pieces
+from smdiff.data import chorales, midi_files, midi_pieces
 from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
 
 
@@ -87,7 +87,7 @@ class Pianorolls(tfds.core.GeneratorBasedBuilder):
             return chorales.load_chorales(spq)
         if config.source == "midi_dir":
             return midi_pieces.load_midi_pieces(os.fspath(dl_manager.manual_dir), spq)
-        return midi_pieces.load_midi_pieces(os.path.join(dl_manager.manual_dir, "lmd_full.tar.gz"), spq)
+        return midi_pieces.load_midi_pieces(os.fspath(midi_files.lmd_archive_or_folder(dl_manager.manual_dir)), spq)
 
     def _split_generators(self, dl_manager):
         segment = self.builder_config.segment
