@@ -175,13 +175,18 @@ def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | Non
                           title=f"Infilling the shaded gap of test window {known_index}")
 
 
-def define_flags() -> None:
-    flag_defs.define("string", "samples_dir", None, "folder with one sub-folder of chunks per generator")
-    flag_defs.define("string", "output_dir", None, "where the table and figures go")
+def define_reference_flags() -> None:
+    """The datasets a set of melodies is measured against (shared with `smdiff reverse-process`)."""
     flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir of the datasets")
     flag_defs.define("string", "windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)")
     flag_defs.define("string", "latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)")
     flag_defs.define("integer", "max_reference", 20000, "training windows in the GT set at most")
+
+
+def define_flags() -> None:
+    flag_defs.define("string", "samples_dir", None, "folder with one sub-folder of chunks per generator")
+    flag_defs.define("string", "output_dir", None, "where the table and figures go")
+    define_reference_flags()
     flag_defs.define("integer", "num_real", 1000, "windows of each split in the Train and Test rows")
     flag_defs.define("integer", "seed", 0, "seed of the random draws")
     flag_defs.define("string", "wandb_project", None, "also log the table and figures to this W&B project")

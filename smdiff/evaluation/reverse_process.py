@@ -18,9 +18,10 @@ from typing import Sequence
 
 import jax
 import numpy as np
+import tensorflow_datasets as tfds
 from absl import app, flags, logging
 
-from smdiff import flag_defs
+from smdiff import evaluate, flag_defs, sample
 from smdiff.evaluation import latent_metrics, melody_sets, plots
 from smdiff.sampling.decode import LatentDecoder
 
@@ -71,15 +72,12 @@ def write(results: dict, output_dir: str) -> str:
 def define_flags() -> None:
     flag_defs.define("string", "prior_workdir", None, "train workdir of the diffusion prior")
     flag_defs.define("string", "vae_workdir", None, "train workdir of the melody VAE that decodes the latents")
-    flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir of the datasets")
-    flag_defs.define("string", "windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)")
-    flag_defs.define("string", "latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)")
     flag_defs.define("string", "output_dir", None, "where reverse_process.json and the figure go")
+    evaluate.define_reference_flags()
     flag_defs.define("integer", "num_samples", 1000, "unconditional samples scored at every recorded step")
     flag_defs.define("integer", "every", 50, "record the x0 estimate every this many reverse steps")
     flag_defs.define("enum", "sampler", "ddpm", "diffusion sampler", enum_values=("ddpm", "ddim"))
     flag_defs.define("integer", "num_steps", None, "DDIM steps (default: all N)")
-    flag_defs.define("integer", "max_reference", 20000, "training windows in the GT set at most")
     flag_defs.define("integer", "seed", 0, "seed of the sampling, decoding and GT draws")
 
 
@@ -89,10 +87,7 @@ def main(argv: Sequence[str]) -> None:
     FLAGS = flags.FLAGS
     if not FLAGS.prior_workdir or not FLAGS.vae_workdir or not FLAGS.output_dir:
         raise app.UsageError("--prior_workdir, --vae_workdir and --output_dir are required")
-    import tensorflow_datasets as tfds
-
     import tfds_builders  # noqa: F401  (registers smdiff's datasets)
-    from smdiff import evaluate, sample
     from smdiff.data.latents import LatentScaling
     from smdiff.generators.diffusion import DiffusionGenerator
 
