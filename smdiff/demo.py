@@ -42,7 +42,7 @@ class Settings:
 
 FULL = Settings(max_examples=None, vae_steps=None, prior_steps=None, mdn_steps=None, num_samples=1000,
                 diffusion_sampler=(), reverse_process=("--num_samples=1000", "--every=50"))
-QUICK = Settings(max_examples=3000, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
+QUICK = Settings(max_examples=1500, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
                  diffusion_sampler=("--sampler=ddim", "--num_steps=50"),
                  reverse_process=("--num_samples=100", "--sampler=ddim", "--num_steps=50", "--every=5"))
 
