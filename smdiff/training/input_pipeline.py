@@ -38,7 +38,10 @@ class TfdsSource:
         _register_smdiff_builder(self.name.split("/")[0])
         builder = tfds.builder(self.name, data_dir=self.data_dir)
         split = tfds.split_for_jax_process(self.split)
-        return builder.as_dataset(split=split, shuffle_files=False)
+        # No TFDS auto-cache: evaluation reads a prefix of the split, which would throw a half-built
+        # in-memory cache away (with a warning) at every evaluation; the OS page cache serves re-reads.
+        return builder.as_dataset(split=split, shuffle_files=False,
+                                  read_config=tfds.ReadConfig(try_autocache=False))
 
 
 def _register_smdiff_builder(dataset_name: str) -> None:
