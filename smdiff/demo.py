@@ -52,7 +52,7 @@ def _python(*args: str) -> list[str]:
 
 
 def _train(experiment: str, workdir: str, data_dir: str, steps: int | None) -> list[str]:
-    bindings = [f"{scope}/TfdsSource.data_dir='{data_dir}'" for scope in ("train", "eval")]
+    bindings = [f"DATA_DIR='{data_dir}'"]
     if steps is not None:
         bindings += [f"train.num_train_steps={steps}", f"train.checkpoint_every_steps={max(steps // 3, 1)}",
                      f"train.eval_every_steps={steps}"]
