@@ -37,14 +37,13 @@ class Settings:
     mdn_steps: int | None
     num_samples: int
     diffusion_sampler: tuple[str, ...]  # extra `smdiff sample` flags for the diffusion generator
-    reverse_process: tuple[str, ...]  # `smdiff reverse-process` flags (Fig. 3)
+    reverse_every: int  # Fig. 3 records the x0 estimate every this many of the diffusion sampler's steps
 
 
 FULL = Settings(max_examples=None, vae_steps=None, prior_steps=None, mdn_steps=None, num_samples=1000,
-                diffusion_sampler=(), reverse_process=("--num_samples=1000", "--every=50"))
+                diffusion_sampler=(), reverse_every=50)
 QUICK = Settings(max_examples=1500, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
-                 diffusion_sampler=("--sampler=ddim", "--num_steps=50"),
-                 reverse_process=("--num_samples=100", "--sampler=ddim", "--num_steps=50", "--every=5"))
+                 diffusion_sampler=("--sampler=ddim", "--num_steps=50"), reverse_every=5)
 
 
 def _python(*args: str) -> list[str]:
@@ -96,7 +95,8 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
                                          f"--data_dir={data_dir}", f"--output_dir={evaluation}")))
     result.append(("reverse process", _python("-m", "smdiff.cli", "reverse-process", f"--prior_workdir={ddpm}",
                                               f"--vae_workdir={vae}", f"--data_dir={data_dir}",
-                                              f"--output_dir={evaluation}", *settings.reverse_process)))
+                                              f"--output_dir={evaluation}", f"--num_samples={settings.num_samples}",
+                                              f"--every={settings.reverse_every}", *settings.diffusion_sampler)))
     return result
 
 

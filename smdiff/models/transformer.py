@@ -75,8 +75,8 @@ class TransformerEncoder(nn.Module):
     `causal=True` lets position i attend only to positions <= i (the MDN baseline); otherwise every
     position sees the whole sequence (the diffusion denoiser). `decode=True` (causal only) takes one
     position [batch, 1, d_model] per call with a key/value cache, for autoregressive sampling; create the
-    cache by `init` with a full-length input. Dropout is active only when `deterministic=False` and then
-    needs a 'dropout' rng.
+    cache by `init` with a full-length input. Dropout is active only when `deterministic=False` (and never
+    while decoding) and then needs a 'dropout' rng.
     """
 
     num_layers: int
@@ -95,6 +95,7 @@ class TransformerEncoder(nn.Module):
             raise ValueError("decode=True needs causal=True: a cache only holds earlier positions")
         # [batch, 1, length, length]; a decoding block's cache is the causal mask.
         mask = nn.make_causal_mask(x[..., 0]) if self.causal and not self.decode else None
+        deterministic = deterministic or self.decode  # sampling never drops units
         for i in range(self.num_layers):
             x = EncoderBlock(
                 num_heads=self.num_heads,

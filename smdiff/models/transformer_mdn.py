@@ -115,7 +115,7 @@ class TransformerMDN(nn.Module):
 
         h = nn.Dense(c.d_model, name="input_projection")(h) + sinusoidal_encoding(positions, c.d_model)
         h = TransformerEncoder(c.num_layers, c.num_heads, c.d_model, c.mlp_dim, dropout=c.dropout, causal=True,
-                               decode=self.decode, name="encoder")(h, deterministic=deterministic or self.decode)
+                               decode=self.decode, name="encoder")(h, deterministic=deterministic)
         h = nn.Dense(c.residual_width, name="residual_projection")(nn.LayerNorm(name="encoder_norm")(h))
         for i in range(c.num_residual_blocks):
             h = ResidualMLPBlock(c.residual_width, name=f"residual_block_{i}")(h)
