@@ -97,12 +97,14 @@ def quality_rows(eval_dir: str) -> tuple[list[str], str]:
 
     with open(os.path.join(eval_dir, "metrics.json")) as f:
         results = json.load(f)
+    with open(os.path.join(eval_dir, "bootstrap.json")) as f:
+        uncertainty = json.load(f)
     rows = ["| task | system | " + " | ".join(QUALITY_COLUMNS) + " |", "|---" * (len(QUALITY_COLUMNS) + 2) + "|"]
     for task, systems in results.items():
         for system, scores in systems.items():
             cells = [f"{scores[c]:.3f}" if c in scores else "-" for c in QUALITY_COLUMNS]
             rows.append(f"| {task} | {system} | " + " | ".join(cells) + " |")
-    losses = losses_to_baseline(results)
+    losses = losses_to_baseline(results, uncertainty=uncertainty)
     verdict = ("The model beats the Bernoulli baseline on every score (both OA readings)." if not losses else
                "The model does not beat the Bernoulli baseline on: " + "; ".join(losses) + ".")
     return rows, verdict

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from smdiff import train as train_module
 from smdiff.data import chorales
+from smdiff.data.pianoroll import PitchRange
+from smdiff.evaluation import pianoroll_eval
 from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 from smdiff.models.unet import UNet, UNetConfig
@@ -29,6 +31,18 @@ def chorale_segments():
     rolls = np.stack([example["roll"] for example in examples])  # [n, 32, P]
     melodies = np.stack([example["tracks"][0] for example in examples])  # soprano [n, 32, P]
     return rolls, melodies, roll_statistics(iter(rolls))["density"]
+
+
+@pytest.fixture(scope="module")
+def four_bar_segments():
+    """The chorales as untransposed 4-bar test segments (the evaluation's OA needs 2-bar frames, 1-bar hop)."""
+    pieces = [chorales.parse_chorale(name, SEGMENTS.steps_per_quarter) for name in CHORALES]
+    pitch_range = choose_pitch_range(pieces, SEGMENTS)  # the trained model's pitch axis
+    config = SegmentConfig(segment_quarters=16, stride_quarters=8)
+    examples = [example for piece in pieces
+                for _, example in piece_segments(piece, "test", pitch_range, config, collections.Counter())]
+    fields = ("roll", "tracks", "key_tonic", "key_mode")
+    return {field: np.stack([example[field] for example in examples]) for field in fields}, pitch_range
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +88,36 @@ def test_melody_mask_fixes_the_melody_and_everything_above_it():
     melody = np.zeros((3, 5), np.float32)
     melody[0, 2] = melody[1, 4] = 1  # frame 2 rests
     np.testing.assert_array_equal(melody_mask(melody), [[0, 0, 1, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+
+
+@pytest.mark.slow
+def test_evaluation_scores_every_task_with_intervals_and_writes_the_rolls(trained, four_bar_segments, tmp_path):
+    task, result = trained
+    segments, pitch_range = four_bar_segments
+    test = {field: values[:6] for field, values in segments.items()}
+    generator = PianorollGenerator(task, result.state.params, test["roll"].shape[1:], num_sampling_steps=5)
+    results, uncertainty = pianoroll_eval.evaluate(
+        generator, test, segments["roll"].astype(np.float32), density=0.07, pitch_range=pitch_range,
+        steps_per_quarter=SEGMENTS.steps_per_quarter, output_dir=str(tmp_path), num_midi=2, num_resamples=100)
+
+    tasks = ("unconditional", "harmonization", "infilling", "continuation", "variation")
+    assert tuple(results) == tuple(uncertainty) == tasks
+    assert set(results["infilling"]) == {"model", "bernoulli", "test_data"}
+    assert "melody_only" in results["harmonization"]
+    for task_name in tasks:
+        for system, intervals in uncertainty[task_name].items():
+            assert set(intervals) == {k for k in results[task_name][system] if "/" in k}, (task_name, system)
+            assert all(0.0 <= entry["low"] <= entry["high"] <= 1.0 for entry in intervals.values())
+    # The saved rolls are the scored ones: the middle half of the infilled rolls is new, the rest is given.
+    saved = np.load(tmp_path / "rolls" / "infilling.npz")
+    infilled, original = saved["model"], saved["test_data"]
+    assert infilled.shape == original.shape == test["roll"].shape and infilled.dtype == bool
+    np.testing.assert_array_equal(infilled[:, :16], original[:, :16])
+    np.testing.assert_array_equal(infilled[:, 48:], original[:, 48:])
+    assert results["infilling"]["model"]["density"] == pytest.approx(infilled.mean())
+    assert (tmp_path / "figures" / "continuation.png").exists()
+    assert len(list((tmp_path / "midi" / "variation").glob("*.mid"))) == 4  # 2 per system
+
+    losses = pianoroll_eval.losses_to_baseline(results, uncertainty=uncertainty)
+    oa_losses = [loss for loss in losses if "/" in loss]
+    assert all("of resamples" in loss and "real test data" in loss for loss in oa_losses), oa_losses

@@ -170,11 +170,40 @@ def oa_statistics(oas: Sequence[np.ndarray], reading: Reading = "pooled") -> tup
     return float(values.mean()), float(values.var())
 
 
-def relative_similarity(value: float, ground_truth: float) -> float:
-    """Paper eq. 10: max(0, 1 - |value - ground_truth| / ground_truth)."""
+def resampled_oa_statistics(
+    oas: Sequence[np.ndarray], draws: np.ndarray, reading: Reading = "pooled"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean [R], variance [R]) of `oa_statistics` for R resampled sets of the same melodies, at once.
+
+    draws: int [R, n], how many times each of the n melodies is in resampled set r (a bootstrap draws n
+    with replacement). Melodies without an OA are left out, as in `oa_statistics`; a resampled set made
+    only of them gets NaN.
+    """
+    oas = [np.asarray(o, dtype=np.float64).reshape(-1) for o in oas]
+    draws = np.asarray(draws, dtype=np.float64)
+    if draws.ndim != 2 or draws.shape[1] != len(oas):
+        raise ValueError(f"draws must be [R, {len(oas)}], got {draws.shape}")
+    sizes = np.array([o.size for o in oas], dtype=np.float64)  # [n]
+    if reading == "pooled":  # every OA of a drawn melody counts once per draw
+        weights, totals, squares = sizes, [o.sum() for o in oas], [(o ** 2).sum() for o in oas]
+    elif reading == "per_sequence":  # each drawn melody's mean OA counts once per draw
+        means = [o.mean() if o.size else 0.0 for o in oas]
+        weights, totals, squares = (sizes > 0).astype(np.float64), means, np.square(means)
+    else:
+        raise ValueError(f"reading must be 'pooled' or 'per_sequence', got {reading!r}")
+    count = draws @ weights  # [R]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = draws @ np.asarray(totals) / count
+        variance = draws @ np.asarray(squares) / count - mean ** 2
+    return mean, np.maximum(variance, 0.0)
+
+
+def relative_similarity(value: float | np.ndarray, ground_truth: float) -> float | np.ndarray:
+    """Paper eq. 10: max(0, 1 - |value - ground_truth| / ground_truth); elementwise for an array of values."""
     if ground_truth <= 0:
         raise ValueError(f"the ground-truth statistic must be positive, got {ground_truth}")
-    return max(0.0, 1.0 - abs(value - ground_truth) / ground_truth)
+    similarity = np.maximum(0.0, 1.0 - np.abs(value - ground_truth) / ground_truth)
+    return float(similarity) if np.ndim(similarity) == 0 else similarity
 
 
 def consistency_variance(

@@ -6,13 +6,16 @@
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
 of the middle half, continuation of the first half, and variation. Systems: the model, independent
 Bernoulli noise at the data's density in the generated cells, the given melody alone (harmonization), and
-the real test segments (a calibration row). Writes `metrics.json`, `metrics.md`, MIDI files of every
-sample and one piano-roll figure per task.
+the real test segments (a calibration row). Writes `metrics.json`, `metrics.md`, `bootstrap.json` (90%
+intervals of the OA scores over resampled segments, and how often each system beats Bernoulli on the same
+resamples), every task's rolls (`rolls/<task>.npz`, one bool array [n, T, P] per system), MIDI files of
+the first rolls and one piano-roll figure per task.
 """
 from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Sequence
 
 import jax
@@ -20,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import app, flags, logging
 
+from smdiff import flag_defs
 from smdiff.data.keys import MODES, Key, estimate_key
 from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
@@ -51,18 +55,20 @@ def _region_only(rolls: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.where(region, rolls, 0).astype(np.float32)
 
 
-def score_task(outputs: dict[str, np.ndarray], reference: np.ndarray, given: np.ndarray, keys: Sequence[Key] | None,
-               train_overlaps, lowest_pitch: int, steps_per_bar: int) -> dict[str, dict[str, float]]:
+def score_task(outputs: dict[str, np.ndarray], system_overlaps: dict[str, tuple[list, list]], reference: np.ndarray,
+               given: np.ndarray, keys: Sequence[Key] | None, train_overlaps, lowest_pitch: int
+               ) -> dict[str, dict[str, float]]:
     """Metrics of each system's rolls [n, T, P] for one task; `given` [n, T, P] bool marks clamped cells.
 
-    Note P/R/F1, pitch-class distance and the out-of-key rate look at the generated cells only (so the
-    given part cannot inflate them); OA looks at whole rolls. keys None: each roll's own estimated key.
+    system_overlaps: each system's `metrics.roll_overlaps`. Note P/R/F1, pitch-class distance and the
+    out-of-key rate look at the generated cells only (so the given part cannot inflate them); OA looks at
+    whole rolls. keys None: each roll's own estimated key.
     """
     generated_region = ~given
     results = {}
     for system, rolls in outputs.items():
         generated = _region_only(rolls, generated_region)
-        scores = metrics.oa_scores(metrics.roll_overlaps(rolls, lowest_pitch, steps_per_bar), train_overlaps)
+        scores = metrics.oa_scores(system_overlaps[system], train_overlaps)
         if given.any():
             scores.update(metrics.note_precision_recall_f1(generated, _region_only(reference, generated_region),
                                                            lowest_pitch))
@@ -78,9 +84,13 @@ def score_task(outputs: dict[str, np.ndarray], reference: np.ndarray, given: np.
 
 
 def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_rolls: np.ndarray, density: float,
-             pitch_range: PitchRange, steps_per_quarter: int, seed: int = 0,
-             output_dir: str | None = None, num_midi: int = 8) -> dict[str, dict[str, dict[str, float]]]:
-    """{task: {system: {metric: value}}} on the test segments; MIDI and figures under output_dir."""
+             pitch_range: PitchRange, steps_per_quarter: int, seed: int = 0, output_dir: str | None = None,
+             num_midi: int = 8, num_resamples: int = 1000) -> tuple[dict, dict]:
+    """Scores and their uncertainty on the test segments; rolls, MIDI and figures under output_dir.
+
+    Returns ({task: {system: {metric: value}}}, {task: `metrics.bootstrap_summary`}): the second holds the
+    OA scores' intervals over `num_resamples` bootstrap resamples of the segments.
+    """
     steps_per_bar = 4 * steps_per_quarter
     lowest = pitch_range.lowest_pitch
     rolls = test["roll"].astype(np.float32)  # [n, T, P]
@@ -101,40 +111,44 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
     infill_given = np.broadcast_to(middle[None, :, None], rolls.shape)
     prefix_given = np.broadcast_to(prefix[None, :, None], rolls.shape)
 
-    logging.info("sampling %d segments per task", n)
     rngs = jax.random.split(rng, 5)
+    # task: (given cells, keys, the model's rolls, the baselines' rolls); the callables run in the loop, so
+    # each task's sampling is logged as it finishes.
     tasks = {
-        "unconditional": (nothing_given, None, {
-            "model": np.asarray(generator.sample(rngs[0], n)),
+        "unconditional": (nothing_given, None, lambda: generator.sample(rngs[0], n), lambda: {
             "bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)}),
-        "harmonization": (harmony_given, keys, {
-            "model": np.asarray(generator.harmonize(rngs[1], soprano)),
-            "bernoulli": with_noise(soprano, harmony_given),
-            "melody_only": soprano}),
-        "infilling": (infill_given, keys, {
-            "model": np.asarray(generator.infill(rngs[2], rolls, middle)),
+        "harmonization": (harmony_given, keys, lambda: generator.harmonize(rngs[1], soprano), lambda: {
+            "bernoulli": with_noise(soprano, harmony_given), "melody_only": soprano}),
+        "infilling": (infill_given, keys, lambda: generator.infill(rngs[2], rolls, middle), lambda: {
             "bernoulli": with_noise(rolls, infill_given)}),
-        "continuation": (prefix_given, keys, {
-            "model": np.asarray(generator.infill(rngs[3], rolls, prefix)),
+        "continuation": (prefix_given, keys, lambda: generator.infill(rngs[3], rolls, prefix), lambda: {
             "bernoulli": with_noise(rolls, prefix_given)}),
-        "variation": (nothing_given, keys, {
-            "model": np.asarray(generator.vary(rngs[4], rolls, VARIATION_STRENGTH))}),
+        "variation": (nothing_given, keys, lambda: generator.vary(rngs[4], rolls, VARIATION_STRENGTH), dict),
     }
-    results = {}
-    for task, (given, task_keys, outputs) in tasks.items():
-        outputs = {**outputs, "test_data": rolls}
-        results[task] = score_task(outputs, rolls, given, task_keys, train_overlaps, lowest, steps_per_bar)
+    results, uncertainty = {}, {}
+    for task, (given, task_keys, sample_model, baselines) in tasks.items():
+        start = time.perf_counter()
+        outputs = {"model": np.asarray(sample_model()), **baselines(), "test_data": rolls}
+        logging.info("%s: sampled %d segments in %.0f s", task, n, time.perf_counter() - start)
+        overlaps = {system: metrics.roll_overlaps(system_rolls, lowest, steps_per_bar)
+                    for system, system_rolls in outputs.items()}
+        results[task] = score_task(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
+        uncertainty[task] = metrics.bootstrap_summary(
+            metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))
         if task == "variation":  # how much of the source piece a variation keeps
             results[task]["model"].update({f"kept_{k}": v for k, v in metrics.note_precision_recall_f1(
                 outputs["model"], rolls, lowest).items()})
         if output_dir:
             _export(output_dir, task, outputs, given, pitch_range, steps_per_quarter, num_midi)
-    return results
+    return results, uncertainty
 
 
 def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: np.ndarray, pitch_range: PitchRange,
             steps_per_quarter: int, num_midi: int) -> None:
-    """MIDI files of the first `num_midi` rolls of every system, and one figure comparing them."""
+    """Every system's rolls, MIDI files of the first `num_midi` of them, and one figure comparing them."""
+    os.makedirs(os.path.join(output_dir, "rolls"), exist_ok=True)
+    np.savez_compressed(os.path.join(output_dir, "rolls", f"{task}.npz"),
+                        **{system: rolls.astype(bool) for system, rolls in outputs.items()})
     midi_dir = os.path.join(output_dir, "midi", task)
     os.makedirs(midi_dir, exist_ok=True)
     for system, rolls in outputs.items():
@@ -149,11 +163,15 @@ def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: n
 
 
 LOWER_IS_BETTER = ("pitch_class_distance", "out_of_key_rate")
+CALIBRATION_SYSTEM = "test_data"
 NOT_SCORES = ("density",)
 
 
-def losses_to_baseline(results: dict, system: str = "model", baseline: str = "bernoulli") -> list[str]:
-    """'task: metric' for every score where `system` does not beat `baseline` (empty: it wins everywhere)."""
+def losses_to_baseline(results: dict, system: str = "model", baseline: str = "bernoulli",
+                       uncertainty: dict | None = None) -> list[str]:
+    """'task: metric (value vs baseline)' for every score where `system` does not beat `baseline` (empty: it
+    wins everywhere). With `evaluate`'s uncertainty, an OA score also says in what fraction of the paired
+    resamples `system` and the real test data beat the baseline."""
     losses = []
     for task, systems in results.items():
         if system not in systems or baseline not in systems:
@@ -164,18 +182,32 @@ def losses_to_baseline(results: dict, system: str = "model", baseline: str = "be
             other = systems[baseline][metric]
             better = value < other if metric in LOWER_IS_BETTER else value > other
             if not better:
-                losses.append(f"{task}: {metric} ({value:.3f} vs {other:.3f})")
+                losses.append(f"{task}: {metric} ({value:.3f} vs {other:.3f}"
+                              f"{_resampled_wins(uncertainty, task, metric, system, baseline)})")
     return losses
 
 
-def to_markdown(results: dict) -> str:
-    """One table per task: systems as rows, metrics as columns."""
+def _resampled_wins(uncertainty: dict | None, task: str, metric: str, system: str, baseline: str) -> str:
+    """'; ahead of <baseline> in x% of resamples (test data: y%)' for an OA score, else ''."""
+    if not uncertainty or metric not in uncertainty[task].get(system, {}):
+        return ""
+    wins = uncertainty[task][system][metric][f"beats_{baseline}"]
+    text = f"; ahead of {baseline} in {wins:.0%} of resamples"
+    if metric in uncertainty[task].get(CALIBRATION_SYSTEM, {}):
+        text += f", the real test data in {uncertainty[task][CALIBRATION_SYSTEM][metric][f'beats_{baseline}']:.0%}"
+    return text
+
+
+def to_markdown(results: dict, uncertainty: dict | None = None) -> str:
+    """One table per task: systems as rows, metrics as columns; OA scores with their 90% interval."""
     lines = []
     for task, systems in results.items():
         columns = sorted({name for scores in systems.values() for name in scores})
         lines += [f"### {task}", "", "| system | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for system, scores in systems.items():
-            cells = [f"{scores[c]:.3f}" if c in scores else "-" for c in columns]
+            intervals = uncertainty[task].get(system, {}) if uncertainty else {}
+            cells = [("-" if c not in scores else f"{scores[c]:.3f}" if c not in intervals
+                      else f"{scores[c]:.3f} ({intervals[c]['low']:.2f}-{intervals[c]['high']:.2f})") for c in columns]
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -189,18 +221,16 @@ def define_flags() -> None:
     from smdiff.train import define_flags as define_train_flags
 
     define_train_flags()  # --workdir: the training workdir of a BinomialTask run
-    definitions = {
-        "dataset": (flags.DEFINE_string, "pianorolls/bach_chorales", "the pianorolls dataset the model was trained on"),
-        "data_dir": (flags.DEFINE_string, None, "TFDS data_dir of the dataset"),
-        "output_dir": (flags.DEFINE_string, None, "metrics, MIDI and figures (default: <workdir>/pianoroll_eval)"),
-        "num_segments": (flags.DEFINE_integer, 64, "test segments per task"),
-        "sampler": (flags.DEFINE_string, "posterior", "reverse-process sampler: posterior | paper"),
-        "num_sampling_steps": (flags.DEFINE_integer, None, "reverse steps (default: all T)"),
-        "seed": (flags.DEFINE_integer, 0, "sampling seed"),
-    }
-    for name, (define, default, help_text) in definitions.items():
-        if name not in FLAGS:
-            define(name, default, help_text)
+    for kind, name, default, help_text in (
+            ("string", "dataset", "pianorolls/bach_chorales", "the pianorolls dataset the model was trained on"),
+            ("string", "data_dir", None, "TFDS data_dir of the dataset"),
+            ("string", "output_dir", None, "metrics, rolls, MIDI and figures (default: <workdir>/pianoroll_eval)"),
+            ("integer", "checkpoint_step", None, "the checkpoint to evaluate (default: the latest)"),
+            ("integer", "num_segments", 64, "test segments per task"),
+            ("string", "sampler", "posterior", "reverse-process sampler: posterior | paper"),
+            ("integer", "num_sampling_steps", None, "reverse steps (default: all T)"),
+            ("integer", "seed", 0, "sampling seed")):
+        flag_defs.define(kind, name, default, help_text)
 
 
 define_flags()
@@ -215,19 +245,20 @@ def main(argv: Sequence[str]) -> None:
 
     import tfds_builders.pianorolls  # noqa: F401
 
-    task, params = load_trained(FLAGS.workdir, ema=True)
+    task, params = load_trained(FLAGS.workdir, ema=True, step=FLAGS.checkpoint_step)
     statistics = load_statistics(tfds.builder(FLAGS.dataset, data_dir=FLAGS.data_dir))
     pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])
     test = load_segments(FLAGS.dataset, FLAGS.data_dir, "test", limit=FLAGS.num_segments)
     train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
     generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
-    results = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
-                       statistics["steps_per_quarter"], FLAGS.seed, output_dir)
-    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    losses = losses_to_baseline(results)
-    table = to_markdown(results) + "\n" + (
+    results, uncertainty = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
+                                    statistics["steps_per_quarter"], FLAGS.seed, output_dir)
+    for name, value in (("metrics.json", results), ("bootstrap.json", uncertainty)):
+        with open(os.path.join(output_dir, name), "w") as f:
+            json.dump(value, f, indent=2)
+    losses = losses_to_baseline(results, uncertainty=uncertainty)
+    table = to_markdown(results, uncertainty) + "\n" + (
         "The model beats the Bernoulli baseline on every score." if not losses
         else "Scores where the model does not beat the Bernoulli baseline:\n" + "\n".join(f"- {x}" for x in losses))
     with open(os.path.join(output_dir, "metrics.md"), "w") as f:

@@ -10,7 +10,8 @@ in a column (`smdiff.data.pianoroll.roll_to_notes`), so a note is identified by 
 - out-of-key rate: the fraction of generated notes whose pitch class is outside the piece's key
   (`smdiff.data.keys.Key.in_key`: the major scale, or minor with raised 6th and 7th);
 - overlapping-area Consistency and Variance of pitch and duration against the training rolls, with
-  polyphonic notes, under both aggregation readings (`smdiff.evaluation.overlap`).
+  polyphonic notes, under both aggregation readings (`smdiff.evaluation.overlap`), with a paired bootstrap
+  over segments for their uncertainty (`oa_bootstrap`, `bootstrap_summary`).
 Baselines: independent Bernoulli noise at the data's density of ones, and the given melody alone.
 """
 from __future__ import annotations
@@ -93,6 +94,53 @@ def oa_scores(sample_overlaps: tuple[list, list], train_overlaps: tuple[list, li
             scores[f"{feature}_consistency/{reading}"] = consistency
             scores[f"{feature}_variance/{reading}"] = variance
     return scores
+
+
+def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: tuple[list, list],
+                 num_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Each system's `oa_scores` on bootstrap resamples of the segments: {system: {score: [R]}}.
+
+    Every system scores the same n segments (the model and the baselines fill in the same test segments),
+    so one set of draws serves them all and a comparison between two systems is paired. The training
+    statistics are the fixed reference, as in the scores themselves.
+    """
+    sizes = {len(overlaps[0]) for overlaps in system_overlaps.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the systems must score the same segments, got set sizes {sorted(sizes)}")
+    n = sizes.pop()
+    rng = np.random.default_rng(seed)
+    draws = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])  # [R, n]
+    resampled = {}
+    for system, overlaps in system_overlaps.items():
+        scores = {}
+        for reading in READINGS:
+            for feature, samples, train in zip(("pitch", "duration"), overlaps, train_overlaps):
+                sample_mean, sample_var = overlap.resampled_oa_statistics(samples, draws, reading)
+                train_mean, train_var = overlap.oa_statistics(train, reading)
+                scores[f"{feature}_consistency/{reading}"] = overlap.relative_similarity(sample_mean, train_mean)
+                scores[f"{feature}_variance/{reading}"] = overlap.relative_similarity(sample_var, train_var)
+        resampled[system] = scores
+    return resampled
+
+
+def bootstrap_summary(resampled: dict[str, dict[str, np.ndarray]], baseline: str = "bernoulli",
+                      confidence: float = 0.9) -> dict[str, dict[str, dict[str, float]]]:
+    """{system: {score: {low, high[, beats_<baseline>]}}} from `oa_bootstrap`'s resamples.
+
+    low/high: the central `confidence` interval; beats_<baseline>: the fraction of resamples in which the
+    system scores higher than the baseline on the same segments (every OA score is higher-is-better).
+    """
+    tail = 100 * (1 - confidence) / 2
+    summary = {}
+    for system, scores in resampled.items():
+        summary[system] = {}
+        for name, values in scores.items():
+            low, high = np.nanpercentile(values, [tail, 100 - tail])
+            entry = {"low": float(low), "high": float(high)}
+            if baseline in resampled and system != baseline:
+                entry[f"beats_{baseline}"] = float(np.mean(values > resampled[baseline][name]))
+            summary[system][name] = entry
+    return summary
 
 
 def bernoulli_rolls(rng: np.random.Generator, shape: tuple[int, ...], density: float) -> np.ndarray:
