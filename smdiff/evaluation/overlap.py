@@ -207,12 +207,16 @@ def relative_similarity(value: float | np.ndarray, ground_truth: float) -> float
 
 
 def consistency_variance(
-    sample_oas: Sequence[np.ndarray], train_oas: Sequence[np.ndarray], reading: Reading = "pooled"
-) -> tuple[float, float]:
+    sample_oas: Sequence[np.ndarray], train_oas: Sequence[np.ndarray], reading: Reading = "pooled",
+    draws: np.ndarray | None = None,
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
     """(Consistency, Variance) of the samples' OAs relative to the training set's (paper eq. 10).
 
-    sample_oas, train_oas: one 1-D OA array per melody (pitch or duration, not mixed).
+    sample_oas, train_oas: one 1-D OA array per melody (pitch or duration, not mixed). With `draws` (int
+    [R, n], see `resampled_oa_statistics`) each is an array [R] over resampled sets of the samples; the
+    training statistics stay the fixed reference.
     """
-    sample_mean, sample_var = oa_statistics(sample_oas, reading)
+    sample_mean, sample_var = (oa_statistics(sample_oas, reading) if draws is None
+                               else resampled_oa_statistics(sample_oas, draws, reading))
     train_mean, train_var = oa_statistics(train_oas, reading)
     return relative_similarity(sample_mean, train_mean), relative_similarity(sample_var, train_var)

@@ -125,13 +125,15 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
             "bernoulli": with_noise(rolls, prefix_given)}),
         "variation": (nothing_given, keys, lambda: generator.vary(rngs[4], rolls, VARIATION_STRENGTH), dict),
     }
+    test_overlaps = metrics.roll_overlaps(rolls, lowest, steps_per_bar)  # the calibration row of every task
     results, uncertainty = {}, {}
     for task, (given, task_keys, sample_model, baselines) in tasks.items():
         start = time.perf_counter()
-        outputs = {"model": np.asarray(sample_model()), **baselines(), "test_data": rolls}
+        generated = {"model": np.asarray(sample_model()), **baselines()}
         logging.info("%s: sampled %d segments in %.0f s", task, n, time.perf_counter() - start)
         overlaps = {system: metrics.roll_overlaps(system_rolls, lowest, steps_per_bar)
-                    for system, system_rolls in outputs.items()}
+                    for system, system_rolls in generated.items()} | {"test_data": test_overlaps}
+        outputs = {**generated, "test_data": rolls}
         results[task] = score_task(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
         uncertainty[task] = metrics.bootstrap_summary(
             metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))

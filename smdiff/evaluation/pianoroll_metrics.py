@@ -85,12 +85,14 @@ def roll_overlaps(rolls: np.ndarray, lowest_pitch: int, steps_per_bar: int, fram
     return pitch_oas, duration_oas
 
 
-def oa_scores(sample_overlaps: tuple[list, list], train_overlaps: tuple[list, list]) -> dict[str, float]:
-    """Consistency and Variance of pitch and duration, both readings, from `roll_overlaps` outputs."""
+def oa_scores(sample_overlaps: tuple[list, list], train_overlaps: tuple[list, list],
+              draws: np.ndarray | None = None) -> dict[str, float] | dict[str, np.ndarray]:
+    """Consistency and Variance of pitch and duration, both readings, from `roll_overlaps` outputs; with
+    `draws` (int [R, n]) each score is an array [R] over resampled sets of the n samples."""
     scores = {}
     for reading in READINGS:
         for feature, samples, train in zip(("pitch", "duration"), sample_overlaps, train_overlaps):
-            consistency, variance = overlap.consistency_variance(samples, train, reading)
+            consistency, variance = overlap.consistency_variance(samples, train, reading, draws)
             scores[f"{feature}_consistency/{reading}"] = consistency
             scores[f"{feature}_variance/{reading}"] = variance
     return scores
@@ -110,17 +112,7 @@ def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: 
     n = sizes.pop()
     rng = np.random.default_rng(seed)
     draws = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])  # [R, n]
-    resampled = {}
-    for system, overlaps in system_overlaps.items():
-        scores = {}
-        for reading in READINGS:
-            for feature, samples, train in zip(("pitch", "duration"), overlaps, train_overlaps):
-                sample_mean, sample_var = overlap.resampled_oa_statistics(samples, draws, reading)
-                train_mean, train_var = overlap.oa_statistics(train, reading)
-                scores[f"{feature}_consistency/{reading}"] = overlap.relative_similarity(sample_mean, train_mean)
-                scores[f"{feature}_variance/{reading}"] = overlap.relative_similarity(sample_var, train_var)
-        resampled[system] = scores
-    return resampled
+    return {system: oa_scores(overlaps, train_overlaps, draws) for system, overlaps in system_overlaps.items()}
 
 
 def bootstrap_summary(resampled: dict[str, dict[str, np.ndarray]], baseline: str = "bernoulli",
