@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from smdiff.models.transformer import TransformerEncoder, position_encoding, sinusoidal_encoding
-from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
+from smdiff.models.transformer_ddpm import FiLMGenerator, TransformerDDPM, TransformerDDPMConfig
 
 TINY = TransformerDDPMConfig(
     data_dim=6, d_model=16, num_layers=2, num_heads=2, mlp_dim=32, res_width=24, film_hidden=8,
@@ -60,6 +60,28 @@ def test_denoiser_shapes_and_noise_conditioning(tiny_model):
     assert not np.allclose(low, high)
     # The noise level enters through each residual block's own FiLM generator.
     assert {"film", "norm_0", "dense_0", "norm_1", "dense_1"} == set(params["res_block_1"])
+
+
+def test_film_generator_layout_is_dense_swish_dense_then_heads():
+    """The reference: encoding -> Dense 512 -> swish -> Dense 512 -> scale/shift heads. A swish before the
+    heads has the same parameters, so only the computed values can tell."""
+    film = FiLMGenerator(width=6, hidden=5, encoding_dim=8, frequency_scale=5000.0)
+    level = jnp.array([0.05, 0.4, 0.97])
+    params = film.init(jax.random.PRNGKey(8), level)["params"]
+    assert set(params) == {"hidden_0", "hidden_1", "scale", "shift"}
+    scale, shift = film.apply({"params": params}, level)
+
+    def dense(name, x):
+        return x @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(params[name]["bias"], np.float64)
+
+    def swish(x):
+        return x / (1.0 + np.exp(-x))
+
+    h = np.asarray(sinusoidal_encoding(level, 8, frequency_scale=5000.0), np.float64)
+    h = dense("hidden_1", swish(dense("hidden_0", h)))  # no activation after the second hidden layer
+    assert scale.shape == shift.shape == (3, 1, 6)
+    np.testing.assert_allclose(scale[:, 0], dense("scale", h), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(shift[:, 0], dense("shift", h), rtol=1e-5, atol=1e-6)
 
 
 def test_denoiser_sees_position_and_is_not_causal(tiny_model):

@@ -30,7 +30,11 @@ class TransformerDDPMConfig:
 
 
 class FiLMGenerator(nn.Module):
-    """Noise level [B] -> (scale, shift), each [B, 1, width]: encoding -> 2 swish Dense -> two heads."""
+    """Noise level [B] -> (scale, shift), each [B, 1, width].
+
+    encoding -> Dense(hidden) -> swish -> Dense(hidden) -> two Dense(width) heads: the reference has no
+    activation between the second hidden layer and the heads.
+    """
 
     width: int
     hidden: int
@@ -41,7 +45,7 @@ class FiLMGenerator(nn.Module):
     def __call__(self, noise_level: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         h = sinusoidal_encoding(noise_level, self.encoding_dim, self.frequency_scale)  # [B, encoding_dim]
         h = nn.swish(nn.Dense(self.hidden, name="hidden_0")(h))
-        h = nn.swish(nn.Dense(self.hidden, name="hidden_1")(h))
+        h = nn.Dense(self.hidden, name="hidden_1")(h)
         scale = nn.Dense(self.width, name="scale")(h)[:, None, :]
         shift = nn.Dense(self.width, name="shift")(h)[:, None, :]
         return scale, shift
