@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.sharding import Mesh
 from scipy import stats
@@ -104,13 +105,20 @@ def test_output_at_each_position_depends_only_on_earlier_latents(tiny):
             assert not np.allclose(output.means[:, changed + 1], reference.means[:, changed + 1], atol=1e-4)
 
 
-def test_task_loss_is_mean_window_nll(tiny):
+def test_task_loss_is_the_per_latent_mean_nll(tiny):
     _, task, params, latents = tiny
     loss, metrics = jax.jit(task.loss)(params, {"latents": latents}, jax.random.PRNGKey(2), jnp.int32(0))
     per_latent = task.log_likelihood(params, latents)  # [B, k]
     assert per_latent.shape == (4, TINY.sequence_length)
-    assert float(loss) == pytest.approx(-float(per_latent.sum(-1).mean()), rel=1e-5)
-    assert float(metrics["nll_per_dim"]) == pytest.approx(float(loss) / (TINY.sequence_length * TINY.latent_dim), rel=1e-5)
+    # The released code's scale: the mean over every (window, position), not the sum over a window.
+    assert float(loss) == pytest.approx(-float(per_latent.mean()), rel=1e-5)
+    assert float(metrics["nll"]) == pytest.approx(-float(per_latent.sum(-1).mean()), rel=1e-5)
+    assert float(metrics["nll_per_dim"]) == pytest.approx(float(loss) / TINY.latent_dim, rel=1e-5)
+    # Its gradient is the per-window one divided by k.
+    grad = jax.grad(lambda p: task.loss(p, {"latents": latents}, jax.random.PRNGKey(2), jnp.int32(0))[0])(params)
+    window_grad = jax.grad(lambda p: -task.log_likelihood(p, latents).sum(-1).mean())(params)
+    np.testing.assert_allclose(optax.global_norm(grad) * TINY.sequence_length, optax.global_norm(window_grad),
+                               rtol=1e-4)
     assert set(task.evaluate(params, {"latents": latents}, jax.random.PRNGKey(2))) >= {"nll", "nll_per_latent"}
     with pytest.raises(ValueError, match="latents"):
         task.loss(params, {"latents": latents[:, :3]}, jax.random.PRNGKey(2), jnp.int32(0))
