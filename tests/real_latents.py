@@ -51,9 +51,10 @@ def scaled_corpus_latents(num_tunes: int = 60, num_train_tunes: int = 50) -> dic
     encoded = {}
     for split, split_windows in windows.items():
         batches = list(latents.encode_windows(encoder, split_windows, batch_size=256, skipped={}))
-        encoded[split] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ("mu", "sigma")}
+        encoded[split] = {name: np.concatenate([getattr(b, name) for b in batches])
+                          for name in ("mu", "sigma", "chunk_seed")}
     statistics = latents.TrainStatistics(encoder.z_size)
-    statistics.update(encoded["train"]["sigma"], encoded["train"]["mu"])
+    statistics.update(encoded["train"]["sigma"], encoded["train"]["mu"], encoded["train"]["chunk_seed"])
     scaling = statistics.scaling()
     return {split: np.asarray(scaling.to_model(jnp.asarray(e["mu"])), np.float32) for split, e in encoded.items()}
 

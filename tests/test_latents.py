@@ -30,7 +30,8 @@ def encoded(windows_by_split, vae):
     for split, windows in windows_by_split.items():
         skipped = {}
         batches = list(latents.encode_windows(encoder, windows, batch_size=64, skipped=skipped))
-        out[split] = {name: np.concatenate([getattr(b, name) for b in batches]) for name in ("mu", "sigma", "z")}
+        out[split] = {name: np.concatenate([getattr(b, name) for b in batches])
+                      for name in ("mu", "sigma", "z", "chunk_seed")}
         assert skipped == {"windows_with_all_rest_chunk": 0}
     return encoder, out
 
@@ -43,45 +44,84 @@ def direct_encode(vae, events):
 
 def train_scaling(encoded_train) -> latents.LatentScaling:
     statistics = latents.TrainStatistics(8)
-    statistics.update(encoded_train["sigma"], encoded_train["z"])
+    statistics.update(encoded_train["sigma"], encoded_train["z"], encoded_train["chunk_seed"])
     return statistics.scaling(0.98)
 
 
-def test_sharded_encoding_matches_the_model_and_z_is_seeded_by_the_window(windows_by_split, vae):
+def test_sharded_encoding_matches_the_model_and_z_is_seeded_by_the_chunk(windows_by_split, vae):
     assert len(jax.devices()) == 8
     encoder = latents.WindowEncoder(*vae, seed=0)
     windows = windows_by_split["train"][:13]  # not a multiple of 8: padded, then trimmed
     events = np.stack([w["events"] for w in windows])
-    seeds = np.asarray([latents.window_seed(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in windows],
-                       np.uint32)
+    seeds = np.stack([latents.chunk_seeds(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in windows])
+    assert seeds.shape == (13, K) and seeds.dtype == np.uint64
     mu, sigma, z = encoder(events, seeds)
     expected_mu, expected_sigma = direct_encode(vae, events)
     assert mu.shape == (13, K, 8)
     np.testing.assert_allclose(mu, expected_mu, atol=1e-5)
     np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-5)
-    # The same window draws the same z in every pass; different windows draw different noise.
+    # The same chunk draws the same z in every pass; different chunks draw different noise.
     _, _, z_again = encoder(events[::-1], seeds[::-1])
     np.testing.assert_array_equal(z_again[::-1], z)
     noise = (z - mu) / sigma
-    assert not np.allclose(noise[0], noise[1])
+    assert not np.allclose(noise[0, 0], noise[0, 1])
     assert abs(noise.mean()) < 0.2 and abs(noise.std() - 1) < 0.2
+    with pytest.raises(ValueError, match="one seed per chunk"):
+        encoder(events, seeds[:, 0])
 
 
-def test_active_dims_are_those_with_mean_train_sigma_below_threshold(windows_by_split, vae, encoded):
+def test_a_chunk_has_one_z_in_every_window_that_holds_it(windows_by_split, encoded):
+    """The released code encodes each song's chunks once: with stride 1, chunk c of a melody sits in up to k
+    windows and must have the same z in all of them."""
     _, out = encoded
-    events = np.stack([w["events"] for w in windows_by_split["train"]])
-    _, sigma = direct_encode(vae, events)
+    by_chunk: dict[tuple, list[np.ndarray]] = {}
+    for window, z in zip(windows_by_split["train"], out["train"]["z"]):  # none dropped (see `encoded`)
+        for j, chunk in enumerate(window["events"]):
+            by_chunk.setdefault((window["song_id"], window["start_chunk"] + j, chunk.tobytes()), []).append(z[j])
+    shared = [zs for zs in by_chunk.values() if len(zs) > 1]
+    assert len(shared) > 100  # overlapping windows share most chunks
+    for zs in shared:
+        np.testing.assert_array_equal(np.stack(zs), np.broadcast_to(zs[0], (len(zs), 8)))
+    # Distinct chunks still draw distinct noise.
+    firsts = np.stack([zs[0] for zs in by_chunk.values()])
+    assert len(np.unique(firsts[:, 0])) == len(firsts)
+
+
+def test_active_dims_are_those_with_mean_sigma_over_distinct_train_chunks_below_threshold(windows_by_split, vae):
+    # The small VAE's sigma head scaled up so that sigma varies from chunk to chunk, as a trained VAE's does.
+    model, params = vae
+    params = {**params, "encoder": {**params["encoder"], "sigma": {
+        **params["encoder"]["sigma"], "kernel": params["encoder"]["sigma"]["kernel"] * 1000.0}}}
+    train = windows_by_split["train"]
+    batches = list(latents.encode_windows(latents.WindowEncoder(model, params), train, 64, {}))
+    # Each distinct chunk of the train melodies once (song, index in its melody, events), as the released
+    # code averages sigma over the chunks it encoded once per song.
+    distinct = {}
+    for window in train:
+        for j, chunk in enumerate(window["events"]):
+            distinct[(window["song_id"], window["start_chunk"] + j, chunk.tobytes())] = chunk
+    _, sigma = direct_encode((model, params), np.stack(list(distinct.values()))[:, None].repeat(K, 1))
+    per_chunk = sigma[:, 0].mean(0)  # [8]
+    _, window_sigma = direct_encode((model, params), np.stack([w["events"] for w in train]))
+    per_window = window_sigma.reshape(-1, 8).mean(0)  # a chunk counted once per window holding it
+    # Melodies are short, so their first and last chunks sit in fewer windows: the two means differ.
+    assert np.abs(per_chunk - per_window).max() > 5e-3
+
     statistics = latents.TrainStatistics(8)
-    statistics.update(out["train"]["sigma"], out["train"]["z"])
-    np.testing.assert_allclose(statistics.mean_sigma, sigma.reshape(-1, 8).mean(0), rtol=1e-5)
+    for batch in batches:  # streamed: a chunk seen in an earlier batch does not count again
+        statistics.update(batch.sigma, batch.z, batch.chunk_seed)
+    assert statistics.count == len(distinct) < K * len(train)
+    np.testing.assert_allclose(statistics.mean_sigma, per_chunk, rtol=1e-5)
     scaling = statistics.scaling(0.98)
     assert scaling.active_dims == (0, 1, 2, 3, 4)
-    assert scaling.active_dims == tuple(np.flatnonzero(sigma.reshape(-1, 8).mean(0) < 0.98))
+    assert scaling.active_dims == tuple(np.flatnonzero(per_chunk < 0.98))
+    with pytest.raises(ValueError, match="one chunk seed per chunk"):
+        statistics.update(batches[0].sigma, batches[0].z, batches[0].chunk_seed[:, 0])
     # One global min and max over the active dims of the train z.
-    active = out["train"]["z"][..., :5]
+    active = np.concatenate([batch.z for batch in batches])[..., :5]
     assert (scaling.minimum, scaling.maximum) == (float(active.min()), float(active.max()))
     with pytest.raises(ValueError, match="no latent dim"):
-        latents.select_active_dims(statistics.mean_sigma, threshold=0.1)
+        latents.select_active_dims(statistics.mean_sigma, threshold=0.01)
 
 
 def test_train_statistics_scale_every_split(encoded):

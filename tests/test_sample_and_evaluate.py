@@ -30,7 +30,7 @@ def setting():
     skipped = {}
     train = list(latents.encode_windows(encoder, windows["train"], 64, skipped))
     for batch in train:
-        statistics.update(batch.sigma, batch.z)
+        statistics.update(batch.sigma, batch.z, batch.chunk_seed)
     scaling = statistics.scaling()
     held = np.concatenate([np.asarray(scaling.to_model(batch.z)) for batch in
                            latents.encode_windows(encoder, windows["validation"], 64, skipped)])

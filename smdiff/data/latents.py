@@ -7,10 +7,14 @@ released code recomputed them per split, a bug). Decoding inverts the scaling an
 dims with N(0, 1) draws, as the prior would.
 
 `WindowEncoder` turns event windows [n, k, 32] into (mu, sigma, z) [n, k, z_size] with the VAE encoder,
-jitted and sharded over every device; z = mu + sigma * eps with eps seeded by the window itself, so two
-passes over the data (statistics, then writing) draw the same z.
+jitted and sharded over every device; z = mu + sigma * eps with eps seeded by the chunk (its song, its
+index in the melody and its events), as the released code encodes each song's chunks once: a chunk shared
+by up to k overlapping windows has the same z in each, and two passes over the data (statistics, then
+writing) draw the same z. The mean sigma that picks the active dims is a mean over distinct chunks, not
+weighted by how many windows hold a chunk.
 """
 import dataclasses
+import hashlib
 import json
 import os
 import zlib
@@ -104,21 +108,31 @@ def select_active_dims(mean_sigma: np.ndarray, threshold: float = DEFAULT_SIGMA_
 
 
 class TrainStatistics:
-    """Streams over the train split's latents: per-dim sum of sigma and per-dim min/max of z."""
+    """Streams over the train split's latents: per-dim sum of sigma over distinct chunks and per-dim
+    min/max of z."""
 
     def __init__(self, z_size: int):
         self.z_size = z_size
-        self.count = 0
+        self.count = 0  # distinct chunks seen
         self.sigma_sum = np.zeros(z_size, np.float64)
         self.z_min = np.full(z_size, np.inf)
         self.z_max = np.full(z_size, -np.inf)
+        self._seen: set[int] = set()
 
-    def update(self, sigma: np.ndarray, z: np.ndarray) -> None:
-        """sigma, z: [..., z_size] (one entry per chunk)."""
+    def update(self, sigma: np.ndarray, z: np.ndarray, chunk_seeds: np.ndarray) -> None:
+        """sigma, z: [..., z_size], one entry per chunk of a window; chunk_seeds: uint64 [...] naming each
+        chunk (`chunk_seeds`). A chunk already seen in another window does not count again in the mean."""
         sigma = np.asarray(sigma, np.float64).reshape(-1, self.z_size)
         z = np.asarray(z).reshape(-1, self.z_size)
-        self.count += len(sigma)
-        self.sigma_sum += sigma.sum(0)
+        names = np.asarray(chunk_seeds, np.uint64).reshape(-1)
+        if len(names) != len(sigma):
+            raise ValueError(f"need one chunk seed per chunk: {len(names)} seeds for {len(sigma)} chunks")
+        new = np.zeros(len(names), bool)
+        for i, name in enumerate(names.tolist()):
+            new[i] = name not in self._seen
+            self._seen.add(name)
+        self.count += int(new.sum())
+        self.sigma_sum += sigma[new].sum(0)
         self.z_min = np.minimum(self.z_min, z.min(0))
         self.z_max = np.maximum(self.z_max, z.max(0))
 
@@ -139,6 +153,15 @@ def window_seed(song_id: str, start_chunk: int, events: np.ndarray) -> int:
     return zlib.crc32(np.asarray(events, np.int32).tobytes(), zlib.crc32(f"{song_id}#{start_chunk}".encode()))
 
 
+def chunk_seeds(song_id: str, start_chunk: int, events: np.ndarray) -> np.ndarray:
+    """uint64 [k] seeds naming each chunk of a window events [k, 32]: its song, its index in the melody and
+    its events, so every window holding a chunk names it alike (64 bits: no collisions among LMD's ~10^6)."""
+    events = np.asarray(events, np.int32)
+    return np.asarray([int.from_bytes(hashlib.blake2b(f"{song_id}#{start_chunk + i}#".encode() + chunk.tobytes(),
+                                                      digest_size=8).digest(), "little")
+                       for i, chunk in enumerate(events)], np.uint64)
+
+
 class WindowEncoder:
     """Encodes event windows [n, k, 32] with a MelodyVAE into (mu, sigma, z), each [n, k, z_size].
 
@@ -156,22 +179,31 @@ class WindowEncoder:
         self._encode = jax.jit(self._encode_batch, in_shardings=(sharding.replicated(self.mesh), batch, batch),
                                out_shardings=batch)
 
-    def _encode_batch(self, params, events: jax.Array, seeds: jax.Array):
+    def _encode_batch(self, params, events: jax.Array, seed_words: jax.Array):
         n, k, steps = events.shape
         mu, sigma = self.model.apply({"params": params}, events.reshape(n * k, steps), method=self.model.encode)
         mu, sigma = mu.reshape(n, k, -1), sigma.reshape(n, k, -1)
-        noise = jax.vmap(lambda s: jax.random.normal(jax.random.fold_in(self._base_key, s), mu.shape[1:]))(seeds)
+
+        def chunk_noise(words):  # words: uint32 [2], the two halves of one chunk's seed
+            key = jax.random.fold_in(jax.random.fold_in(self._base_key, words[0]), words[1])
+            return jax.random.normal(key, (self.z_size,))
+
+        noise = jax.vmap(jax.vmap(chunk_noise))(seed_words)  # [n, k, z_size]
         return mu, sigma, mu + sigma * noise
 
     def __call__(self, events: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """events int32 [n, k, 32], seeds uint32 [n] (see `window_seed`) -> host (mu, sigma, z) [n, k, z]."""
+        """events int32 [n, k, 32], seeds uint64 [n, k] (see `chunk_seeds`) -> host (mu, sigma, z) [n, k, z]."""
         n = len(events)
+        seeds = np.asarray(seeds, np.uint64)
+        if seeds.shape != events.shape[:2]:
+            raise ValueError(f"need one seed per chunk, [n, k] = {events.shape[:2]}; got {seeds.shape}")
+        seed_words = np.stack([seeds >> np.uint64(32), seeds & np.uint64(0xFFFFFFFF)], -1).astype(np.uint32)
         num_devices = self.mesh.devices.size
         padded = -(-n // num_devices) * num_devices
         events = np.concatenate([events, np.repeat(events[:1], padded - n, 0)]) if padded > n else events
-        seeds = np.concatenate([seeds, np.zeros(padded - n, seeds.dtype)]) if padded > n else seeds
+        seed_words = np.concatenate([seed_words, np.repeat(seed_words[:1], padded - n, 0)]) if padded > n else seed_words
         mu, sigma, z = jax.device_get(self._encode(self._params, jnp.asarray(events, jnp.int32),
-                                                   jnp.asarray(seeds, jnp.uint32)))
+                                                   jnp.asarray(seed_words, jnp.uint32)))
         return mu[:n], sigma[:n], z[:n]
 
 
@@ -185,6 +217,7 @@ class EncodedWindows:
     song_id: list[str]
     start_chunk: np.ndarray  # [n]
     seed: np.ndarray  # [n] uint32, `window_seed` of each window (names it)
+    chunk_seed: np.ndarray  # [n, k] uint64, `chunk_seeds` of each window (name its chunks, seed their z)
 
 
 def encode_windows(encoder: WindowEncoder, windows: Iterable[dict], batch_size: int,
@@ -200,9 +233,10 @@ def encode_windows(encoder: WindowEncoder, windows: Iterable[dict], batch_size: 
         song_ids = [_text(w["song_id"]) for w in pending]
         starts = np.asarray([int(w["start_chunk"]) for w in pending], np.int32)
         seeds = np.asarray([window_seed(s, t, e) for s, t, e in zip(song_ids, starts, events)], np.uint32)
-        mu, sigma, z = encoder(events, seeds)
+        per_chunk = np.stack([chunk_seeds(s, t, e) for s, t, e in zip(song_ids, starts, events)])
+        mu, sigma, z = encoder(events, per_chunk)
         pending.clear()
-        return EncodedWindows(mu, sigma, z, song_ids, starts, seeds)
+        return EncodedWindows(mu, sigma, z, song_ids, starts, seeds, per_chunk)
 
     for window in windows:
         if all_rest(np.asarray(window["events"])).any():

@@ -20,7 +20,9 @@ Build (the melody_windows dataset of the config must be prepared in the same dat
       --vae_workdir=workdirs/<another VAE run>
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
-device; each window's z is seeded by the window itself, so both passes draw the same z.
+device; each chunk's z is seeded by the chunk (song, index, events), so both passes draw the same z and
+every window holding a chunk gets the same z for it (the released code encodes each song's chunks once).
+The mean sigma that selects the active dims is taken over distinct train chunks.
 """
 from __future__ import annotations
 
@@ -107,11 +109,11 @@ class MelodyLatents(tfds.core.GeneratorBasedBuilder):
         statistics = latents.TrainStatistics(self._encoder.z_size)
         skipped: dict[str, int] = {}
         for batch in self._encoded("train", skipped):
-            statistics.update(batch.sigma, batch.z)
+            statistics.update(batch.sigma, batch.z, batch.chunk_seed)
         self._scaling = statistics.scaling(config.sigma_threshold)
         print(f"melody_latents/{config.name}: {self._scaling.dim} of {self._scaling.z_size} dims active "
               f"(mean sigma < {config.sigma_threshold}); train z range [{self._scaling.minimum:.4f}, "
-              f"{self._scaling.maximum:.4f}] over {statistics.count} chunks")
+              f"{self._scaling.maximum:.4f}] over {statistics.count} distinct chunks")
         self.info.metadata[latents.SCALING_METADATA_KEY] = self._scaling.to_dict()
         self.info.metadata["mean_sigma"] = [round(float(s), 6) for s in statistics.mean_sigma]
         self.info.metadata["vae_workdir"] = self._vae_workdir
