@@ -6,7 +6,9 @@ resumable (t5x `infer` style).
         --output_dir=samples/ddpm
 
 Generators: `diffusion` (DDPM over all N steps, or DDIM with --num_steps/--eta), `mdn` (at
---temperature), `interpolation` (slerp between real latents of the test split), `prior` (N(0, I) draws).
+--temperature), `interpolation` (slerp between real latents of the test split; --interpolation_space=full,
+the default, slerps the whole z with noise-refilled unused dims as the released code, `active` the active
+dims only), `prior` (N(0, I) draws).
 Tasks: `unconditional`, `infilling` (default mask: the middle half of the k latents; the paper's middle 16
 of 32), `continuation` (the first --num_known latents given), `variation` (diffusion only: test windows
 noised to --variation_strength and denoised). Conditional tasks take their known latents from the test
@@ -168,7 +170,7 @@ def load_spec(output_dir: str, task: str) -> SamplingSpec:
 
 def build_generator(name: str, prior_workdir: str | None, scaling: LatentScaling, held_latents: np.ndarray,
                     sampler: str = "ddpm", num_steps: int | None = None, eta: float = 0.0,
-                    temperature: float = 1.0, ema: bool = True):
+                    temperature: float = 1.0, ema: bool = True, interpolation_space: str = "full"):
     """A generator by name; learned ones come from their train workdir (EMA params where kept)."""
     sequence_length = held_latents.shape[1]
     if name == "diffusion":
@@ -185,7 +187,7 @@ def build_generator(name: str, prior_workdir: str | None, scaling: LatentScaling
     if name == "interpolation":
         from smdiff.generators.baselines import InterpolationGenerator
 
-        return InterpolationGenerator(scaling, held_latents)
+        return InterpolationGenerator(scaling, held_latents, space=interpolation_space)
     if name == "prior":
         from smdiff.generators.baselines import PriorGenerator
 
@@ -225,6 +227,9 @@ def define_flags() -> None:
     flag_defs.define("integer", "num_steps", None, "DDIM steps (default: all N)")
     flag_defs.define("float", "eta", 0.0, "DDIM stochasticity (1 = ancestral)")
     flag_defs.define("float", "temperature", 1.0, "MDN sampling temperature")
+    flag_defs.define("enum", "interpolation_space", "full", "interpolation: slerp the whole z with the unused "
+                     "dims refilled with noise (the released code's) or the active dims only",
+                     enum_values=("full", "active"))
     flag_defs.define("integer", "shard_id", None, "this process's shard (default: the jax process index)")
     flag_defs.define("integer", "num_shards", None, "number of shards (default: the jax process count)")
     flag_defs.define("bool", "write_midi", True, "write a MIDI file per sample")
@@ -242,11 +247,13 @@ def main(argv: Sequence[str]) -> None:
     scaling = LatentScaling.load(builder.data_dir)
     test_latents, _ = load_latent_split(builder, "test")
     generator = build_generator(FLAGS.generator, FLAGS.prior_workdir, scaling, test_latents, FLAGS.sampler,
-                                FLAGS.num_steps, FLAGS.eta, FLAGS.temperature)
+                                FLAGS.num_steps, FLAGS.eta, FLAGS.temperature,
+                                interpolation_space=FLAGS.interpolation_space)
     decoder = load_vae_decoder(FLAGS.vae_workdir, scaling)
     metadata = {"generator": FLAGS.generator, "prior_workdir": FLAGS.prior_workdir,
                 "vae_workdir": FLAGS.vae_workdir, "latents": FLAGS.latents, "sampler": FLAGS.sampler,
-                "num_steps": FLAGS.num_steps, "eta": FLAGS.eta, "temperature": FLAGS.temperature}
+                "num_steps": FLAGS.num_steps, "eta": FLAGS.eta, "temperature": FLAGS.temperature,
+                "interpolation_space": FLAGS.interpolation_space if FLAGS.generator == "interpolation" else None}
     for task in FLAGS.task:
         spec = SamplingSpec(task, FLAGS.num_samples, FLAGS.chunk_size, FLAGS.seed, FLAGS.num_missing,
                             FLAGS.num_known, FLAGS.variation_strength, FLAGS.write_midi)

@@ -9,8 +9,15 @@
   mapped into the priors' space by `LatentScaling.to_model` (values may leave [-1, 1]: the prior is
   wider than the data on some active dims, and that is what this baseline shows).
 
-Slerp runs in the VAE's own coordinates of the active dims (origin = the VAE prior's mean), not in the
-min/max-scaled space whose origin is arbitrary; the result is scaled back by `to_model`.
+Slerp runs in the VAE's own coordinates (origin = the VAE prior's mean), not in the min/max-scaled space
+whose origin is arbitrary; the result is scaled back by `to_model`. Two spaces are offered:
+- 'full' (default): the whole z_size-dim latent with the unused dims refilled with N(0, 1) draws, one draw
+  per end point, as the released code slerps full 512-d vectors. The paper interpolates "between two
+  MusicVAE embeddings", and a MusicVAE embedding is the whole z. With many unused dims the refill noise
+  makes the two ends nearly orthogonal, so the active components follow the slerp weights of a ~90 degree
+  arc whatever the angle between the real latents (mid-path they are longer than on the great circle
+  through two latents less than 90 degrees apart, shorter for latents further apart).
+- 'active': the active dims only, the unused ones at zero: a great circle through the real latents.
 """
 import dataclasses
 
@@ -23,6 +30,7 @@ from smdiff.generators.base import UnsupportedTaskError, check_infill_inputs, ke
 
 # Below this angle (radians) slerp is numerically a straight line; interpolate linearly there.
 _MIN_ANGLE = 1e-4
+SPACES = ("full", "active")
 
 
 def slerp(p0: jax.Array, p1: jax.Array, t: jax.Array) -> jax.Array:
@@ -68,12 +76,16 @@ class InterpolationGenerator:
       scaling: the latent dataset's `LatentScaling`.
       held_latents: [m, k, d] real windows in the scaled space (e.g. the test split) whose first and last
         latents are the ends of the unconditional samples.
+      space: 'full' (the whole z, unused dims refilled with noise; the released code's) or 'active'.
     """
 
     scaling: LatentScaling
     held_latents: np.ndarray
+    space: str = "full"
 
     def __post_init__(self):
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
         self.held_latents = np.asarray(self.held_latents, np.float32)
         if self.held_latents.ndim != 3 or self.held_latents.shape[-1] != self.scaling.dim or not len(self.held_latents):
             raise ValueError(f"held_latents must be a non-empty [m, k, {self.scaling.dim}] array, "
@@ -83,28 +95,32 @@ class InterpolationGenerator:
         self._active = np.zeros(self.scaling.z_size, np.float32)
         self._active[list(self.scaling.active_dims)] = 1.0
 
-    def _slerp_scaled(self, x0: jax.Array, x1: jax.Array, t: jax.Array) -> jax.Array:
-        """Slerp of scaled latents x0, x1 [..., d] in VAE coordinates of the active dims; t [...]."""
-        def vae_coordinates(x):  # [..., z_size] with the unused dims zero
-            return self.scaling.to_vae(x, jax.random.PRNGKey(0)) * self._active  # the refill noise is discarded
-
-        return self.scaling.to_model(slerp(vae_coordinates(x0), vae_coordinates(x1), t))
+    def _vae_coordinates(self, rng: jax.Array, x: jax.Array) -> jax.Array:
+        """Scaled latents x [n, k, d] -> [n, k, z_size] in the interpolation space: the unused dims hold
+        one N(0, 1) draw per latent ('full') or zeros ('active')."""
+        z = self.scaling.to_vae(x, rng)
+        return z if self.space == "full" else z * self._active
 
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
         """x [num_samples, k, d]: each from the first to the last latent of a random held window."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be positive, got {num_samples}")
-        windows = self.held_latents[np.asarray(jax.random.randint(rng, (num_samples,), 0, len(self.held_latents)))]
+        choice_rng, refill_rng = jax.random.split(rng)
+        windows = self.held_latents[np.asarray(jax.random.randint(choice_rng, (num_samples,), 0,
+                                                                  len(self.held_latents)))]
+        ends = self._vae_coordinates(refill_rng, jnp.asarray(windows[:, [0, -1]]))  # [n, 2, z_size]
         t = jnp.linspace(0.0, 1.0, self.sequence_length)  # [k]
-        return self._slerp_scaled(windows[:, :1], windows[:, -1:], t[None, :])
+        return self.scaling.to_model(slerp(ends[:, :1], ends[:, 1:], t[None, :]))
 
     def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
-        """Slerp across every gap of known_mask [k] between its known neighbours; deterministic (rng unused)."""
+        """Slerp across every gap of known_mask [k] between its known neighbours (rng: the refill noise of
+        the 'full' space; 'active' is deterministic)."""
         mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
         before, after, fraction = gap_endpoints(mask)
         known = jnp.asarray(known, jnp.float32)
-        filled = self._slerp_scaled(known[:, before], known[:, after], jnp.asarray(fraction, jnp.float32)[None, :])
-        return keep_known(filled, known, mask)
+        z = self._vae_coordinates(rng, known)  # [n, k, z_size], each known latent's refill drawn once
+        path = slerp(z[:, before], z[:, after], jnp.asarray(fraction, jnp.float32)[None, :])
+        return keep_known(self.scaling.to_model(path), known, mask)
 
 
 @dataclasses.dataclass
