@@ -42,3 +42,12 @@ def test_a_repeated_single_note_is_far_from_varied_melodies(varied_set):
     _, pitch_var = result["table"]["pitch"]
     assert pitch_var == 0.0  # all OAs are 1: no variance at all, >100% off the ground truth
     assert result["note_statistics"]["repeated_segment_ratio"] == pytest.approx(0.75)
+    assert result["frame_pairs"] == {"pairs": 6, "one_empty": 0, "both_empty": 0}
+
+
+def test_frame_pairs_with_an_empty_frame_are_counted(varied_set):
+    # 8 bars, notes only in bars 0-1: frames [0-3] has notes, [2-5] and [4-7] are empty.
+    sparse = _events([(60, 4), (64, 4)])
+    overlaps = melody_sets.set_overlaps(np.stack([sparse, varied_set[0]]))
+    assert overlaps.frame_pairs == {"pairs": 4, "one_empty": 1, "both_empty": 1}
+    np.testing.assert_allclose(overlaps.per_melody["pitch"][0], [0.0, 1.0], atol=1e-9)  # the rule they follow

@@ -94,6 +94,9 @@ def test_empty_and_constant_frames():
     pitch_oa, duration_oa = overlap.sequence_overlaps(notes, num_steps=128)
     np.testing.assert_allclose(pitch_oa, [0.0, 1.0], atol=1e-9)  # note vs silence, silence vs silence
     np.testing.assert_allclose(duration_oa, [0.0, 1.0], atol=1e-9)
+    assert overlap.empty_frame_pairs(frames["num_notes"]) == {"pairs": 2, "one_empty": 1, "both_empty": 1}
+    assert overlap.empty_frame_pairs(np.array([3, 0, 2, 0, 0, 1])) == {"pairs": 5, "one_empty": 4, "both_empty": 1}
+    assert overlap.empty_frame_pairs(np.array([4])) == {"pairs": 0, "one_empty": 0, "both_empty": 0}
     # Without num_steps the melody ends at its last bar: 1 bar, no whole frame, no overlaps.
     assert overlap.sequence_overlaps(notes)[0].shape == (0,)
     with pytest.raises(ValueError, match="end_step"):

@@ -24,6 +24,9 @@ class SetOverlaps:
 
     per_melody: dict[str, list[np.ndarray]]
     note_statistics: dict[str, float]
+    # Adjacent-frame pairs of the whole set: 'pairs', and those with one ('one_empty') or two ('both_empty')
+    # empty frames, the pairs whose OA the empty-frame rule of `overlap` decides.
+    frame_pairs: dict[str, int]
 
     def statistics(self, reading: str) -> dict[str, tuple[float, float]]:
         """feature -> (mean OA, variance of OA): the absolute values of the paper's supplement Table 2."""
@@ -36,13 +39,17 @@ def set_overlaps(events: np.ndarray) -> SetOverlaps:
     num_steps = events.shape[-1]
     per_melody = {feature: [] for feature in FEATURES}
     stats = []
+    frame_pairs = {"pairs": 0, "one_empty": 0, "both_empty": 0}
     for melody_events in events.reshape(len(events), num_steps):
         notes = events_to_notes(melody_events)
-        pitch_oa, duration_oa = overlap.sequence_overlaps(notes, num_steps=num_steps)
+        frames = overlap.frame_statistics(notes, num_steps=num_steps)
+        pitch_oa, duration_oa = overlap.frame_pair_overlaps(frames)
         per_melody["pitch"].append(pitch_oa)
         per_melody["duration"].append(duration_oa)
         stats.append(note_stats.melody_statistics(notes, num_steps))
-    return SetOverlaps(per_melody, note_stats.summarize(stats))
+        for key, count in overlap.empty_frame_pairs(frames["num_notes"]).items():
+            frame_pairs[key] += count
+    return SetOverlaps(per_melody, note_stats.summarize(stats), frame_pairs)
 
 
 def relative_to(samples: SetOverlaps, ground_truth: SetOverlaps, reading: str = TABLE_READING) -> dict:
@@ -60,4 +67,5 @@ def report(samples: SetOverlaps, ground_truth: SetOverlaps) -> dict:
         **{f"relative_{reading}": relative_to(samples, ground_truth, reading) for reading in READINGS},
         **{f"absolute_{reading}": samples.statistics(reading) for reading in READINGS},
         "note_statistics": samples.note_statistics,
+        "frame_pairs": samples.frame_pairs,
     }

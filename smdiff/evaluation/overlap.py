@@ -141,12 +141,27 @@ def sequence_overlaps(
 
     notes: int [n, 3] of (start_step, end_step, pitch); num_steps as in `frame_statistics`.
     """
-    stats = frame_statistics(notes, num_steps, steps_per_bar, frame_bars, hop_bars)
+    return frame_pair_overlaps(frame_statistics(notes, num_steps, steps_per_bar, frame_bars, hop_bars))
+
+
+def frame_pair_overlaps(stats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch_oa [F-1], duration_oa [F-1]) from one melody's `frame_statistics`."""
     overlaps = []
     for name in ("pitch", "duration"):
         mean, std = stats[f"{name}_mean"], stats[f"{name}_std"]
         overlaps.append(overlapping_area(mean[:-1], std[:-1], mean[1:], std[1:]))
     return overlaps[0], overlaps[1]
+
+
+def empty_frame_pairs(num_notes: np.ndarray) -> dict[str, int]:
+    """How many adjacent-frame pairs of one melody involve an empty frame, from its frames' note counts [F].
+
+    Returns {'pairs': F-1, 'one_empty': pairs of an empty and a non-empty frame (OA ~0),
+    'both_empty': pairs of two empty frames (OA 1)}.
+    """
+    empty = np.asarray(num_notes) == 0
+    one, both = empty[:-1] != empty[1:], empty[:-1] & empty[1:]
+    return {"pairs": int(max(len(empty) - 1, 0)), "one_empty": int(one.sum()), "both_empty": int(both.sum())}
 
 
 def oa_statistics(oas: Sequence[np.ndarray], reading: Reading = "pooled") -> tuple[float, float]:
