@@ -37,7 +37,8 @@ def read_split(builder, split):
 def test_builders_are_registered_by_import():
     names = tfds.list_builders(with_community_datasets=False)
     assert "melody_chunks" in names and "melody_windows" in names
-    assert [c.name for c in MelodyWindows.BUILDER_CONFIGS] == ["embedded", "lmd_full", "midi_dir"]
+    assert [c.name for c in MelodyWindows.BUILDER_CONFIGS] == [
+        "embedded", "lmd_full", "lmd_full_programs_0_31", "midi_dir"]
 
 
 def test_midi_dir_windows_real_files(tmp_path, capsys):
@@ -79,11 +80,37 @@ def test_lmd_full_reads_the_archive_like_a_folder(tmp_path):
     with tarfile.open(manual / "lmd_full.tar.gz", "w:gz") as tar:
         for path in sorted(MIDI_DIR.rglob("*.mid")):
             tar.add(path, arcname=str(path.relative_to(MIDI_DIR)))
-    # Lakh's rules (programs 0-31) and split fractions; seed 1 as in MIDI_DIR_K2.
+    # Lakh's rules and split fractions; seed 1 as in MIDI_DIR_K2.
     config = dataclasses.replace(melody_common.LMD_FULL, name="lmd_test", seed=1, workers=1)
     builder = build(MelodyChunks, config, tmp_path / "tfds", manual)
     splits = {name: info.num_examples for name, info in builder.info.splits.items()}
     assert splits == {"train": 61, "validation": 8, "test": 12}  # as from the folder (chunk counts)
+
+
+def test_lmd_full_takes_melodies_from_every_non_drum_instrument():
+    """The paper's released pipeline extracts a melody from every non-drum instrument; MusicVAE's default
+    (programs 0-31) is the lmd_full_programs_0_31 option. A real tune played by strings (program 48) next
+    to the same tune on piano: lmd_full keeps both melodies, the option only the piano's."""
+    from note_seq import midi_io
+
+    from smdiff.data.melody import MEL_PROGRAMS, extract_melodies
+
+    song = pretty_midi.PrettyMIDI(str(sorted((MIDI_DIR / "four_four").glob("*.mid"))[0]))
+    strings = pretty_midi.Instrument(program=48)
+    strings.notes = [pretty_midi.Note(n.velocity, n.pitch + 12, n.start, n.end) for n in song.instruments[0].notes]
+    song.instruments[0].program = 0
+    song.instruments.append(strings)
+    ns = midi_io.midi_to_note_sequence(song)
+    paper = extract_melodies(ns, melody_common.LMD_FULL.rules)
+    magenta = extract_melodies(ns, melody_common.LMD_FULL_PROGRAMS_0_31.rules)
+    assert melody_common.LMD_FULL.rules.valid_programs is None
+    assert melody_common.LMD_FULL_PROGRAMS_0_31.rules.valid_programs == MEL_PROGRAMS
+    assert len(paper.melodies) == 2 and len(magenta.melodies) == 1
+    np.testing.assert_array_equal(magenta.melodies[0], paper.melodies[0])
+    assert paper.melodies[1].shape == paper.melodies[0].shape
+    # Aside from the program filter the two configurations are the same.
+    assert dataclasses.replace(melody_common.LMD_FULL_PROGRAMS_0_31.rules, valid_programs=None) == \
+        melody_common.LMD_FULL.rules
 
 
 def write_bad_input_folder(folder: pathlib.Path) -> None:

@@ -9,9 +9,12 @@ Sources (builder configs):
             of k=4 chunks (8 bars, the shortest k that infilling the middle half and 4-bar/2-bar-hop
             frames accept), stride 1: 37,762 windows (k=8 would give 11,998; k=16 2,670; k=32 368).
             Split 90/5/5 by tune. `benchmarks/RESULTS.md` has the table of these counts.
-  lmd_full  Lakh MIDI LMD-full, Magenta's rules exactly (16-step bars only, programs 0..31, songs over an
-            hour skipped), windows of k=32 chunks (64 bars), stride 1, split 99/0.5/0.5 by file.
-            Reads `lmd_full.tar.gz` or its extracted `lmd_full/` folder from the manual dir.
+  lmd_full  Lakh MIDI LMD-full as the paper's released pipeline reads it: Magenta's rules (16-step bars
+            only, songs over an hour skipped) with a melody from every non-drum instrument, windows of
+            k=32 chunks (64 bars), stride 1, split 99/0.5/0.5 by file. Reads `lmd_full.tar.gz` or its
+            extracted `lmd_full/` folder from the manual dir.
+  lmd_full_programs_0_31  the same with MusicVAE's default program filter (programs 0-31: piano,
+            chromatic percussion, organ, guitar), as Magenta's own melody data converter.
   midi_dir  any folder of MIDI files (recursively) from the manual dir or `MelodyConfig.midi_dir`,
             Magenta's rules, k=32, stride 1, split 90/5/5 by file.
 
@@ -78,12 +81,19 @@ EMBEDDED = MelodyConfig(
 LMD_FULL = MelodyConfig(
     name="lmd_full",
     description=(
-        "Lakh MIDI LMD-full (manual download). Magenta's rules exactly: 16-step bars only, programs "
-        "0-31, songs over an hour skipped; windows of k=32 chunks (64 bars), stride 1; split 99/0.5/0.5."
+        "Lakh MIDI LMD-full (manual download), as the paper's released pipeline: Magenta's rules (16-step "
+        "bars only, songs over an hour skipped), a melody from every non-drum instrument; windows of k=32 "
+        "chunks (64 bars), stride 1; split 99/0.5/0.5."
     ),
     source="lmd_full",
-    rules=MelodyRules(valid_programs=MEL_PROGRAMS),
+    rules=MelodyRules(),
     split_fractions=tuple(splits.LMD_FRACTIONS.items()),
+)
+LMD_FULL_PROGRAMS_0_31 = dataclasses.replace(
+    LMD_FULL,
+    name="lmd_full_programs_0_31",
+    description="lmd_full with MusicVAE's default program filter: melodies from programs 0-31 only.",
+    rules=MelodyRules(valid_programs=MEL_PROGRAMS),
 )
 MIDI_DIR = MelodyConfig(
     name="midi_dir",
@@ -93,11 +103,11 @@ MIDI_DIR = MelodyConfig(
     ),
     source="midi_dir",
 )
-CONFIGS = [EMBEDDED, LMD_FULL, MIDI_DIR]
+CONFIGS = [EMBEDDED, LMD_FULL, LMD_FULL_PROGRAMS_0_31, MIDI_DIR]
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 embedded: nothing to download (the corpus ships with music21).
-lmd_full: download {midi_files.LMD_FULL_URL} and put lmd_full.tar.gz (or the extracted lmd_full/
+lmd_full (and lmd_full_programs_0_31): download {midi_files.LMD_FULL_URL} and put lmd_full.tar.gz (or the extracted lmd_full/
   folder) in the manual dir (`--manual_dir=...`, default <data_dir>/downloads/manual/).
 midi_dir: put (or point `--manual_dir` at) a folder of .mid/.midi files; it is read recursively.
 """
