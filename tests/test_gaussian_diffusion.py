@@ -157,3 +157,119 @@ def test_variation_moves_samples_as_far_as_the_exact_posterior(strength):
 def test_variation_rejects_a_strength_that_reaches_no_step():
     with pytest.raises(ValueError, match="strength"):
         gaussian.variation(exact_eps, SCHEDULE, jax.random.PRNGKey(10), jnp.zeros((2, 3)), 0.0001)
+
+
+# ---- Infilling: tests that see whether the gap is conditioned on the context ------------------------
+# Correlated Gaussian data over D positions: x0 ~ N(CORR_MEAN, CORR_COV) with an AR(1) covariance, so the
+# exact eps is that of a multivariate Gaussian, E[eps | x_t] = sqrt(1 - a) C^-1 (x_t - sqrt(a) m) with
+# C = a CORR_COV + (1 - a) I.
+D = 8
+CORR_MEAN, CORR_SD, CORR_RHO = 0.1, 0.5, 0.9
+CORR_COV = CORR_SD**2 * CORR_RHO ** np.abs(np.arange(D)[:, None] - np.arange(D)[None, :])
+KNOWN_POSITIONS = np.isin(np.arange(D), [0, 1, 6, 7])  # a gap of 4 between two known pairs
+_EIGVALS, _EIGVECS = np.linalg.eigh(CORR_COV)
+
+
+def correlated_exact_eps(x_t, noise_level):
+    """x_t [B, D], noise_level [B] -> the Bayes-optimal eps [B, D] for x0 ~ N(CORR_MEAN, CORR_COV)."""
+    a = (noise_level**2)[:, None]
+    centred = (x_t - jnp.sqrt(a) * CORR_MEAN) @ jnp.asarray(_EIGVECS, jnp.float32)  # eigenbasis of CORR_COV
+    return jnp.sqrt(1.0 - a) * (centred / (a * jnp.asarray(_EIGVALS, jnp.float32) + 1.0 - a)) @ jnp.asarray(
+        _EIGVECS.T, jnp.float32)
+
+
+def algorithm1_gap_moments(known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [G] and covariance [G, G] of the gap after paper Algorithm 1 (ancestral DDPM from N(0, I); after
+    every step the known positions replaced by a fresh q(x_{t-1} | known)) with the exact eps, in float64.
+
+    Every step is linear-Gaussian in x_t, so the moments of the whole state propagate in closed form.
+    """
+    mean, cov = np.zeros(D), np.eye(D)
+    for t in range(1000, 0, -1):
+        a, noise, beta = ALPHA_BARS64[t], NOISE64[t], BETAS64[t]
+        c_inv = np.linalg.inv(a * CORR_COV + noise * np.eye(D))
+        # x0_hat = (x_t - sqrt(noise) eps) / sqrt(a) = L x_t + c
+        lin, offset = (np.eye(D) - noise * c_inv) / np.sqrt(a), noise * c_inv @ np.full(D, CORR_MEAN)
+        x0_coef = np.sqrt(ALPHA_BARS64[t - 1]) * beta / noise
+        x_t_coef = np.sqrt(1 - beta) * NOISE64[t - 1] / noise
+        step = x0_coef * lin + x_t_coef * np.eye(D)
+        mean = step @ mean + x0_coef * offset
+        cov = step @ cov @ step.T + (beta * NOISE64[t - 1] / noise if t > 1 else 0.0) * np.eye(D)
+        # The known positions: a fresh draw of q(x_{t-1} | known), independent of the rest.
+        mean = np.where(KNOWN_POSITIONS, np.sqrt(ALPHA_BARS64[t - 1]) * known, mean)
+        cov[KNOWN_POSITIONS, :] = 0.0
+        cov[:, KNOWN_POSITIONS] = 0.0
+        cov[KNOWN_POSITIONS, KNOWN_POSITIONS] = NOISE64[t - 1]
+    gap = ~KNOWN_POSITIONS
+    return mean[gap], cov[np.ix_(gap, gap)]
+
+
+def test_infilled_gap_of_correlated_gaussian_data_has_the_closed_form_moments():
+    """The gap must depend on the context through the data's correlation. The reference is the exact law of
+    Algorithm 1's output (not the exact conditional p(gap | known): replacing the known part by fresh noise
+    at each step does not sample it; for this data the conditional's gap variances are 0.04-0.06, the
+    prior's 0.25, and Algorithm 1's lie between, at 0.07-0.10)."""
+    known = CORR_MEAN + CORR_SD * np.array([1.5, 1.5, 0, 0, 0, 0, -1.5, -1.5])  # the gap runs from high to low
+    expected_mean, expected_cov = algorithm1_gap_moments(known)
+    batch = 8192
+    sample = jax.jit(lambda rng: gaussian.ddpm_sample(
+        correlated_exact_eps, SCHEDULE, rng, (batch, D), known=jnp.broadcast_to(jnp.asarray(known, jnp.float32),
+                                                                                  (batch, D)),
+        known_mask=jnp.asarray(KNOWN_POSITIONS)[None], clip_x0=False).x0)(jax.random.PRNGKey(11))
+    gap = np.asarray(sample, np.float64)[:, ~KNOWN_POSITIONS]  # [batch, 4]
+    standard_error = np.sqrt(np.diag(expected_cov) / batch)
+    np.testing.assert_allclose(gap.mean(0), expected_mean, atol=4 * standard_error.max())
+    np.testing.assert_allclose(np.cov(gap.T), expected_cov, atol=0.008)
+    # Power: the context moves the gap's mean far from the prior's (by more than 10 standard errors) ...
+    assert np.all(np.abs(expected_mean - CORR_MEAN)[[0, -1]] > 10 * standard_error.max())
+    # ... towards the exact conditional's, and shrinks its variance below the prior's.
+    gap_positions, known_positions = ~KNOWN_POSITIONS, KNOWN_POSITIONS
+    conditional_mean = CORR_MEAN + CORR_COV[np.ix_(gap_positions, known_positions)] @ np.linalg.solve(
+        CORR_COV[np.ix_(known_positions, known_positions)], known[known_positions] - CORR_MEAN)
+    assert np.all(np.sign(expected_mean - CORR_MEAN)[[0, -1]] == np.sign(conditional_mean - CORR_MEAN)[[0, -1]])
+    assert np.all(np.diag(expected_cov) < 0.5 * CORR_SD**2)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_known_part_enters_each_step_at_that_steps_noise_level(sampler):
+    """With eps = 0 the x0 estimate at step t is x_t / sqrt(alpha_bar_t), so the recorded trajectory shows
+    the known entries the denoiser saw: known + sqrt((1 - alpha_bar_t) / alpha_bar_t) * N(0, 1), i.e. the
+    known sample diffused to the step t being denoised (paper Algorithm 1; the released code's step-t
+    diffusion would show step t+1's level one step late, 11 times the variance at t = 1)."""
+    batch, width = 1024, 16
+    known = jnp.broadcast_to(jnp.linspace(-0.8, 0.8, width), (batch, width))
+    mask = (jnp.arange(width) < 8)[None]  # 8 known entries per row: 8192 draws per step
+    zero_eps = lambda x, level: jnp.zeros_like(x)  # noqa: E731
+    kwargs = dict(known=known, known_mask=mask, clip_x0=False, trajectory_every=1)
+    if sampler == "ddpm":
+        result = gaussian.ddpm_sample(zero_eps, SCHEDULE, jax.random.PRNGKey(12), known.shape, **kwargs)
+    else:
+        result = gaussian.ddim_sample(zero_eps, SCHEDULE, jax.random.PRNGKey(12), known.shape, num_steps=20,
+                                      eta=1.0, **kwargs)
+    steps = result.trajectory_steps
+    seen = np.asarray(result.trajectory, np.float64)[1:, :, :8]  # [steps after the first, batch, 8]
+    expected_variance = NOISE64[steps[1:]] / ALPHA_BARS64[steps[1:]]  # [R - 1]
+    deviation = seen - np.asarray(known)[None, :, :8]
+    np.testing.assert_allclose(deviation.var(axis=(1, 2)), expected_variance, rtol=0.08)
+    np.testing.assert_allclose(deviation.mean(axis=(1, 2)) / np.sqrt(expected_variance), 0.0, atol=0.06)
+    np.testing.assert_array_equal(np.asarray(result.x0)[:, :8], np.asarray(known)[:, :8])  # exact at the end
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sampling_starts_from_standard_normal(sampler):
+    """x_N ~ N(0, I) everywhere, also when infilling (the released code's infilling started from U[0, 1)):
+    with eps = 0 the first x0 estimate is x_N / sqrt(alpha_bar_N)."""
+    shape = (1024, 16)
+    known = jnp.full(shape, 0.5)
+    mask = (jnp.arange(16) < 8)[None]
+    zero_eps = lambda x, level: jnp.zeros_like(x)  # noqa: E731
+    for known_kwargs in ({}, {"known": known, "known_mask": mask}):
+        kwargs = dict(clip_x0=False, trajectory_every=1, **known_kwargs)
+        if sampler == "ddpm":
+            result = gaussian.ddpm_sample(zero_eps, SCHEDULE, jax.random.PRNGKey(13), shape, **kwargs)
+        else:
+            result = gaussian.ddim_sample(zero_eps, SCHEDULE, jax.random.PRNGKey(13), shape, num_steps=10, **kwargs)
+        assert result.trajectory_steps[0] == 1000
+        start = np.asarray(result.trajectory[0], np.float64) * np.sqrt(ALPHA_BARS64[1000])  # x_N [1024, 16]
+        assert abs(start.mean()) < 0.02 and abs(start.var() - 1.0) < 0.03, (start.mean(), start.var())
+        assert abs(np.corrcoef(start[:, 0], start[:, 1])[0, 1]) < 0.1
