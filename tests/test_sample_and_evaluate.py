@@ -15,6 +15,8 @@ from smdiff import evaluate, sample
 from smdiff.data import latents
 from smdiff.data.chunks import all_rest
 from smdiff.generators import base
+from smdiff.evaluation import overlap
+from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator
 from smdiff.sampling import chunks
 from smdiff.sampling.decode import LatentDecoder
@@ -113,15 +115,40 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
     results = evaluate.evaluate(str(tmp_path / "samples"), train_events, held_events, str(out), held, held_events,
                                 num_real=20, wandb_project="smdiff-test")  # offline (conftest)
     assert set(results) == {"Train", "Test", "Interpolation", "N(0,I) prior"}
-    for row in results.values():
-        for report in row.values():
+
+    def pooled(events):  # every adjacent-frame OA of every melody, and the frame pairs holding an empty frame
+        oas, empty_pairs, pairs = {"pitch": [], "duration": []}, 0, 0
+        for melody in events:
+            notes = events_to_notes(melody)
+            frames = overlap.frame_statistics(notes, num_steps=len(melody))
+            for feature, values in zip(oas, overlap.sequence_overlaps(notes, num_steps=len(melody))):
+                oas[feature].append(values)
+            empty = frames["num_notes"] == 0
+            empty_pairs += int((empty[:-1] | empty[1:]).sum())
+            pairs += len(empty) - 1
+        return {feature: np.concatenate(values) for feature, values in oas.items()}, empty_pairs, pairs
+
+    ground_truth, _, _ = pooled(train_events)  # max_reference=None: every training window
+    rows = {"interpolation": "Interpolation", "prior": "N(0,I) prior"}
+    for generator, row in rows.items():
+        for task in ("unconditional", "infilling"):
+            generated, empty_pairs, pairs = pooled(
+                sample.load_samples(str(tmp_path / "samples" / generator), task)["events"])
+            report = results[row][task]
             for feature in ("pitch", "duration"):
-                consistency, variance = report["table"][feature]
-                assert 0.0 <= consistency <= 1.0 and 0.0 <= variance <= 1.0
+                expected = [max(0.0, 1 - abs(statistic(generated[feature]) - statistic(ground_truth[feature]))
+                                / statistic(ground_truth[feature])) for statistic in (np.mean, np.var)]
+                assert report["table"][feature] == pytest.approx(expected, abs=1e-9), (row, task, feature)
+            frame_pairs = report["frame_pairs"]
+            assert frame_pairs["pairs"] == pairs == 8 * 2  # 8 samples of 8 bars: 3 frames, 2 pairs each
+            assert frame_pairs["one_empty"] + frame_pairs["both_empty"] == empty_pairs
     interpolation = results["Interpolation"]["unconditional"]
     assert interpolation["latent_fd"] > 0 and "relative_per_sequence" in interpolation
     markdown = (out / "table1.md").read_text()
-    assert "| Interpolation |" in markdown and "| Diffusion | 0.99 |" in markdown  # measured, then the paper's
+    measured = markdown.split("**Paper")[0]  # the measured table, before the paper's for comparison
+    cells = [f"{value:.2f}" for task in ("unconditional", "infilling")
+             for feature in ("pitch", "duration") for value in results["Interpolation"][task]["table"][feature]]
+    assert "| Interpolation | " + " | ".join(cells) + " |" in measured
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["infilling_example_0.png", "infilling_example_1.png", "oa_duration.png", "oa_pitch.png"]
     (logged,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
