@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 from absl import app, flags
@@ -44,8 +45,8 @@ def _frame_pairs(report_: dict | None) -> str:
 
 
 def comparison_lines(before: dict, after: dict) -> list[str]:
-    """Markdown: one line per row and task, each cell 'before -> after' (2 decimals), then the after run's
-    frame pairs with one / two empty frames."""
+    """Markdown: one line per row and task, each cell 'before -> after' (2 decimals; one value when equal),
+    the last the frame pairs with one / two empty frames."""
     header = ["setting", "task", "pitch C", "pitch Var", "dur. C", "dur. Var", "empty-frame pairs (one + both of all)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = [row for row in ROW_ORDER if row in before or row in after]
@@ -56,7 +57,9 @@ def comparison_lines(before: dict, after: dict) -> list[str]:
                 continue
             cells = [_text(a) if _text(a) == _text(b) else f"{_text(a)} -> {_text(b)}"
                      for a, b in zip(_cells(old), _cells(new))]
-            lines.append("| " + " | ".join([row, task, *cells, _frame_pairs(new)]) + " |")
+            pairs = [_frame_pairs(old), _frame_pairs(new)]
+            cells.append(pairs[1] if pairs[0] == pairs[1] else " -> ".join(pairs))
+            lines.append("| " + " | ".join([row, task, *cells]) + " |")
     return lines
 
 
@@ -68,7 +71,8 @@ def main(argv) -> None:
             raise app.UsageError("--before and --after are required")
         with open(os.path.join(folder, "table1.json")) as f:
             loaded.append(json.load(f))
-    command = "python -m benchmarks.compare_table1 " + " ".join(sys.argv[1:])
+    arguments = [argument for argument in sys.argv[1:] if not argument.startswith("--note")]  # the note follows
+    command = shlex.join(["python", "-m", "benchmarks.compare_table1", *arguments])
     report.publish(flags.FLAGS.title, command, comparison_lines(*loaded), flags.FLAGS.note, flags.FLAGS.append)
 
 
