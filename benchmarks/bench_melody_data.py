@@ -25,6 +25,7 @@ import pathlib
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 LMD_FULL_FILES = 176_000
@@ -82,37 +83,97 @@ def prepare_score_midi(count: int) -> pathlib.Path:
     return folder
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(child) for child in f.read().split()]
+    except OSError:  # the process ended while we read
+        pass
+    return children
+
+
+def _descendant_usage() -> dict[int, tuple[float, float]]:
+    """pid -> (CPU seconds, peak RSS MiB) of every live descendant of this process, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    usage, pending = {}, _children(os.getpid())
+    while pending:
+        pid = pending.pop()
+        pending += _children(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/status") as f:
+                hwm_kib = next((int(line.split()[1]) for line in f if line.startswith("VmHWM")), 0)
+        except (OSError, StopIteration):
+            continue
+        usage[pid] = ((int(fields[11]) + int(fields[12])) / ticks, hwm_kib / 1024)  # utime + stime
+    return usage
+
+
+class DescendantSampler(threading.Thread):
+    """Samples `_descendant_usage` every 50 ms until stopped, keeping each process's last reading.
+
+    Forkserver workers are the server's children, not ours, so RUSAGE_CHILDREN never sees them; the
+    sampling period bounds the CPU time missed at the end (at most 50 ms per worker).
+    """
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.last: dict[int, tuple[float, float]] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            self.last.update(_descendant_usage())
+
+    def finish(self) -> tuple[float, float]:
+        """(total CPU seconds, largest peak RSS MiB) of the descendants seen."""
+        self._done.set()
+        self.join()
+        return sum(c for c, _ in self.last.values()), max((m for _, m in self.last.values()), default=0.0)
+
+
 def run_once(path_kind: str, folder: str, files: int, workers: int, repeat: int) -> dict:
-    """One measurement in this process: songs through the pipeline, time, peak memory.
+    """One measurement in this process: songs through the pipeline, time, CPU time, peak memory.
 
     `repeat`: MIDI paths read the same `files` files `repeat` times; the embedded path reads
-    `files * repeat` tunes.
+    `files * repeat` tunes. `first_result_seconds` is the pool's start-up as the consumer sees it.
     """
     from smdiff.data import corpus, midi_files, songs
     from smdiff.data.melody import MelodyRules
 
     tally: collections.Counter = collections.Counter()
     kib_per_file = 0.0
-    start = time.perf_counter()
     if path_kind == "embedded":
         tunes = corpus.corpus_tunes(max_tunes=files * repeat)
-        for _ in songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers):
-            pass
+        stream = songs.iter_corpus_songs(tunes, MelodyRules(stream_bars=True), tally, workers)
     else:
         song_ids = midi_files.list_midi_files(folder)[:files]
         kib_per_file = sum(os.path.getsize(os.path.join(folder, s)) for s in song_ids) / len(song_ids) / 1024
         song_ids = song_ids * repeat
-        for _ in songs.iter_midi_songs(folder, song_ids, MelodyRules(), tally, workers):
-            pass
+        stream = songs.iter_midi_songs(folder, song_ids, MelodyRules(), tally, workers)
+    sampler = DescendantSampler()
+    sampler.start()
+    cpu_start = time.process_time()
+    start = time.perf_counter()
+    first_result = None
+    for _ in stream:  # kept songs only: the tally counts the skipped ones
+        first_result = first_result or time.perf_counter() - start
     seconds = time.perf_counter() - start
+    main_cpu = time.process_time() - cpu_start
+    worker_cpu, worker_peak = sampler.finish()
     return {
         "seconds": seconds,
+        "first_result_seconds": first_result or seconds,
+        "cpu_seconds": main_cpu + worker_cpu,
         "songs": tally["songs_read"],
         "melodies": tally["melodies"],
         "chunks": tally["chunks"],
         "kib_per_file": kib_per_file,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "peak_worker_rss_mib": worker_peak,
     }
 
 
@@ -159,12 +220,24 @@ def measure(path_kind: str, folder: str, files: int, workers: int, env: dict | N
     return json.loads(output.strip().splitlines()[-1])
 
 
+PATH_KINDS = {  # --paths name -> (table label, reader)
+    "folk": ("folk MIDI", "midi"),
+    "score": ("score MIDI", "midi"),
+    "embedded_parse": ("embedded (parse ABC)", "embedded"),
+    "embedded_cached": ("embedded (cached)", "embedded"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--files", type=int, default=400, help="files (or tunes) per full run")
-    parser.add_argument("--score_files", type=int, default=60, help="multi-track score MIDI files")
+    parser.add_argument("--files", type=int, default=1000, help="folk files (or corpus tunes) per run")
+    parser.add_argument("--score_files", type=int, default=40, help="multi-track score MIDI files")
+    parser.add_argument("--repeat", type=int, default=3, help="MIDI runs read their files this many times")
     parser.add_argument("--workers", default="1,2", help="pool sizes to measure")
-    parser.add_argument("--windows", default="4,8,16,32", help="window lengths k to count on the corpus")
+    parser.add_argument("--paths", default="folk,score,embedded_parse,embedded_cached",
+                        help=f"which inputs to measure, of {','.join(PATH_KINDS)}")
+    parser.add_argument("--windows", default="4,8,16,32",
+                        help="window lengths k to count on the whole corpus ('' = skip that table)")
     parser.add_argument("--no_append", action="store_true", help="print only, do not touch RESULTS.md")
     parser.add_argument("--_run_once", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,68 +245,69 @@ def main() -> None:
         print(json.dumps(run_once(*json.loads(args._run_once))))
         return
 
-    folk = str(prepare_folk_midi(args.files))
-    scores = str(prepare_score_midi(args.score_files))
+    paths = args.paths.split(",")
+    folders = {"folk": str(prepare_folk_midi(args.files)) if "folk" in paths else "",
+               "score": str(prepare_score_midi(args.score_files)) if "score" in paths else ""}
     uncached = str(bench_dir() / "uncached_corpus")  # a fresh cache: the embedded path parses ABC
-    load_before = os.getloadavg()[0]
+    worker_counts = [int(w) for w in args.workers.split(",")]
     rows = []
-    for workers in (int(w) for w in args.workers.split(",")):
-        for kind, folder, env in [
-            ("folk MIDI", folk, None),
-            ("score MIDI", scores, None),
-            ("embedded (parse ABC)", "", {"SMDIFF_CACHE_DIR": f"{uncached}-{workers}"}),
-            ("embedded (cached)", "", None),  # the default cache, which a build filled
-        ]:
-            path_kind = "embedded" if kind.startswith("embedded") else "midi"
-            files = args.score_files if kind == "score MIDI" else args.files
-            full = measure(path_kind, folder, files, workers, env)
+    for name in paths:
+        label, reader = PATH_KINDS[name]
+        files = args.score_files if name == "score" else args.files
+        repeat = args.repeat if reader == "midi" else 1
+        for workers in worker_counts:
+            env = {"SMDIFF_CACHE_DIR": f"{uncached}-{workers}"} if name == "embedded_parse" else None
+            load = os.getloadavg()[0]
+            full = measure(reader, folders.get(name, ""), files, workers, env, repeat)
             repeated = None  # memory check: 4x the files (not for the slow ABC parse)
-            if workers == 1 and kind != "embedded (parse ABC)":
-                repeated = measure(path_kind, folder, files, workers, env, repeat=4)
-            rows.append((kind, workers, full, repeated))
-            print(kind, workers, full, repeated, file=sys.stderr)
-    subprocess.run(["rm", "-rf", *[f"{uncached}-{w}" for w in args.workers.split(",")]], check=True)
-    load_after = os.getloadavg()[0]
+            if workers == 1 and name != "embedded_parse":
+                repeated = measure(reader, folders.get(name, ""), files, workers, env, repeat * 4)
+            rows.append((label, workers, full, repeated, load))
+            print(label, workers, full, repeated, f"load {load:.1f}", file=sys.stderr)
+    subprocess.run(["rm", "-rf", *[f"{uncached}-{w}" for w in worker_counts]], check=True)
 
     lines = [
-        "| path | workers | files | KiB/file | files/s | files/s per core | melodies/s per core | chunks | "
-        "peak RSS main / worker (MiB) | same, 4x the files |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| path | workers | files | KiB/file | wall (s) | first result (s) | files/s | vs 1 worker | "
+        "CPU ms/file (all processes) | chunks | peak RSS main / worker (MiB) | same, 4x the files | "
+        "load (1 min) before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    score_rate = None
-    for kind, workers, full, repeated in rows:
+    one_worker_rate = {}
+    score_cpu_ms = None
+    for label, workers, full, repeated, load in rows:
         rate = full["songs"] / full["seconds"]
-        per_core = rate / workers
-        if kind == "score MIDI" and workers == 1:
-            score_rate = per_core
+        one_worker_rate.setdefault(label, rate if workers == 1 else None)
+        speedup = f"{rate / one_worker_rate[label]:.2f}x" if one_worker_rate[label] else "-"
+        cpu_ms = 1000 * full["cpu_seconds"] / full["songs"]
+        if label == "score MIDI" and workers == 1:
+            score_cpu_ms = cpu_ms
         kib = f"{full['kib_per_file']:.1f}" if full["kib_per_file"] else "-"
         repeated_rss = (f"{repeated['peak_rss_mib']:.0f} / {repeated['peak_worker_rss_mib']:.0f}"
                         if repeated else "-")
         lines.append(
-            f"| {kind} | {workers} | {full['songs']} | {kib} | "
-            f"{rate:.1f} | {per_core:.1f} | "
-            f"{full['melodies'] / full['seconds'] / workers:.1f} | {full['chunks']} | "
-            f"{full['peak_rss_mib']:.0f} / {full['peak_worker_rss_mib']:.0f} | {repeated_rss} |"
+            f"| {label} | {workers} | {full['songs']} | {kib} | {full['seconds']:.2f} | "
+            f"{full['first_result_seconds']:.2f} | {rate:.1f} | {speedup} | {cpu_ms:.2f} | {full['chunks']} | "
+            f"{full['peak_rss_mib']:.0f} / {full['peak_worker_rss_mib']:.0f} | {repeated_rss} | {load:.1f} |"
         )
-    lines += ["", *embedded_choices(tuple(int(k) for k in args.windows.split(",")))]
-    notes = (f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after the runs, on "
-             f"{os.cpu_count()} cores. 2-worker rows include pool start-up and share the cores with that "
-             "load; the embedded (cached) path extracts in the main process (the pool only parses "
-             "uncached tunes), so its 2-worker row runs on one core.\n")
-    if score_rate:
-        hours = LMD_FULL_FILES / (score_rate * PROJECTION_CORES) / 3600
+    if args.windows:
+        lines += ["", *embedded_choices(tuple(int(k) for k in args.windows.split(",")))]
+    notes = (f"{os.cpu_count()} cores; the load column is the 1-minute load average before each run: "
+             "rates scale with workers only when the cores are otherwise idle, so compare CPU ms per "
+             "file (main process and every worker, from /proc) when the load is above 0. Wall time "
+             "includes the pool's start-up (first result). MIDI runs read their files `--repeat` times. "
+             "1-worker runs extract in the main process; the embedded (cached) path extracts in the "
+             "main process with any worker count (the pool only parses uncached tunes).\n")
+    if score_cpu_ms:
+        minutes = LMD_FULL_FILES * score_cpu_ms / 1000 / PROJECTION_CORES / 60
         notes += (f"Projected LMD-full build (176,000 files) on {PROJECTION_CORES} cores at the 1-worker "
-                 f"score-MIDI rate ({score_rate:.1f} files/s per core): {hours * 60:.0f} minutes "
-                 f"({'under' if hours < 1 else 'over'} the one-hour goal), if Lakh files cost what these "
-                 f"multi-track scores ({rows[1][2]['kib_per_file']:.1f} KiB per file) cost; the rate scales "
-                 "with file size, which this run did not measure on Lakh.")
+                  f"score-MIDI CPU cost ({score_cpu_ms:.1f} ms per file): {minutes:.0f} minutes, if Lakh "
+                  "files cost what these multi-track scores cost per file and the pool scales to 16 "
+                  "workers as measured here from 1 to 2.")
     command = "python -m benchmarks.bench_melody_data " + " ".join(sys.argv[1:])
-    if args.no_append:
-        print("\n".join(lines + ["", notes]))
-        return
     from benchmarks import report
 
-    report.append_section("Melody data pipeline (smdiff.data.songs)", command.strip(), lines, notes)
+    report.publish("Melody data pipeline (smdiff.data.songs)", command.strip(), lines, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":

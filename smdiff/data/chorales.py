@@ -6,7 +6,6 @@ under `$SMDIFF_CACHE_DIR` (default `~/.cache/smdiff`), keyed by the time resolut
 from __future__ import annotations
 
 import collections
-import multiprocessing
 import os
 import pickle
 
@@ -14,6 +13,7 @@ import music21
 import numpy as np
 from music21 import corpus
 
+from smdiff.data import pools
 from smdiff.data.pianoroll import Piece
 
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -77,7 +77,7 @@ def load_chorales(
         names = names[:limit]
     jobs = [(name, steps_per_quarter) for name in names]
     if processes > 1:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        with pools.process_context([__name__]).Pool(processes) as pool:
             results = pool.map(_parse_star, jobs, chunksize=8)
     else:
         results = [_parse_star(job) for job in jobs]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import multiprocessing
 import os
 import pathlib
 import re
 from collections.abc import Iterator, Sequence
 
 from note_seq.protobuf import music_pb2
+
+from smdiff.data import pools
 
 COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs")
 # Bump when the conversion below changes, so stale cache entries are not reused.
@@ -233,8 +234,7 @@ def parse_tunes(tunes: Sequence[Tune], workers: int | None = None) -> Iterator[P
             uncached = [tune for tune in block if not _cache_path(tune).exists()]
             if len(uncached) > 1 and workers > 1:
                 if pool is None:
-                    # spawn, not fork: the caller may run TensorFlow threads, which fork would copy.
-                    pool = multiprocessing.get_context("spawn").Pool(workers)
+                    pool = pools.process_context([__name__]).Pool(workers)
                 for _ in pool.imap_unordered(_parse_and_cache, uncached, chunksize=4):
                     pass
             else:

@@ -5,9 +5,8 @@ Files are found and read by `smdiff.data.midi_files`, as for the melody datasets
 from __future__ import annotations
 
 import collections
-import multiprocessing
 
-from smdiff.data import midi_files
+from smdiff.data import midi_files, pools
 from smdiff.data.pianoroll import Piece, note_sequence_to_notes
 
 PIANO_LOW, PIANO_HIGH = 21, 108
@@ -44,8 +43,7 @@ def load_midi_pieces(
 ) -> tuple[list[Piece], collections.Counter]:
     """All usable pieces under `source` (folder or tarball) and a Counter of skip reasons."""
     jobs = ((name, data, steps_per_quarter) for name, data in midi_files.iter_midi(source))
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        results = list(pool.imap(_parse_star, jobs, chunksize=16))
+    results = list(pools.ordered_map(_parse_star, jobs, processes, batch_size=16))
     pieces = [result for result in results if isinstance(result, Piece)]
     skips = collections.Counter(result for result in results if isinstance(result, str))
     if not pieces:

@@ -1,7 +1,8 @@
 """From sources to per-song chunk arrays, streamed, in parallel, with every skip counted.
 
-`iter_midi_songs` reads and extracts MIDI files in a process pool (one task per file, results in
-order, nothing kept after it is yielded: memory does not grow with the number of files);
+`iter_midi_songs` reads and extracts MIDI files in a process pool (`smdiff.data.pools`: batches of
+files per task, results in order, a bounded number of batches in flight, nothing kept after it is
+yielded: memory does not grow with the number of files);
 `iter_corpus_songs` extracts from the cached corpus NoteSequences. Both yield `SongChunks`, and a
 `collections.Counter` tally collects what happened:
   songs_read, songs_kept, melodies, chunks, all_rest_chunks, skipped_song/<reason>,
@@ -12,7 +13,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import multiprocessing
 import os
 import pathlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from smdiff.data import corpus, midi_files
+from smdiff.data import corpus, midi_files, pools
 from smdiff.data.chunks import all_rest, melody_chunks
 from smdiff.data.melody import MelodyRules, extract_melodies
 
@@ -77,17 +77,6 @@ def _midi_song(task: tuple[str, bytes | str, MelodyRules]) -> SongChunks:
         return SongChunks(song_id, [], collections.Counter(), f"extraction_error_{type(error).__name__}")
 
 
-def _pooled(tasks: Iterable, worker, workers: int | None) -> Iterator:
-    """Maps `worker` over `tasks` in a spawn pool, in order, streaming."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1:
-        yield from map(worker, tasks)
-        return
-    # spawn, not fork: the caller (TFDS) runs TensorFlow threads, which fork would copy.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(worker, tasks, chunksize=4)
-
-
 def iter_midi_songs(
     source: str | os.PathLike,
     song_ids: Sequence[str],
@@ -101,7 +90,7 @@ def iter_midi_songs(
         tasks = ((song_id, str(source / song_id), rules) for song_id in song_ids)
     else:
         tasks = ((name, data, rules) for name, data in midi_files.iter_archive_midi(source, set(song_ids)))
-    yield from _counted(_pooled(tasks, _midi_song, workers), tally)
+    yield from _counted(pools.ordered_map(_midi_song, tasks, workers), tally)
 
 
 def iter_corpus_songs(
