@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import gin
+import pytest
 
 from benchmarks import accelerator_check
 from smdiff import configurables  # noqa: F401  (registers the gin configurables)
@@ -25,6 +26,7 @@ runpy.run_module('benchmarks.accelerator_check', run_name='__main__')
 """
 
 
+@pytest.mark.slow
 def test_tiny_check_runs_with_tensorflow_gin_and_music_libraries_blocked(tmp_path):
     out = tmp_path / "check.md"
     subprocess.run([sys.executable, "-c", RUN_BLOCKED, "--size=tiny", f"--out={out}", "--sample_batches=4",

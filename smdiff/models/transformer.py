@@ -2,7 +2,14 @@
 
 Shared by the diffusion denoiser (`transformer_ddpm.py`, bidirectional) and the autoregressive MDN baseline
 (causal). The stack has no final LayerNorm: each model applies its own before its head (REFERENCE.md 1).
+
+Mixed precision: `dtype` is the compute dtype of the matmuls (Dense, attention projections and
+products); parameters stay float32 and layer norms and the attention softmax compute in float32. The
+residual stream keeps the dtype of the input (float32 from the models' input projections plus the
+float32 position encodings), so bfloat16 rounding does not accumulate across blocks.
 """
+from typing import Any
+
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -46,11 +53,12 @@ class EncoderBlock(nn.Module):
     mlp_dim: int
     dropout: float = 0.0
     decode: bool = False
+    dtype: Any = jnp.float32  # compute dtype of the matmuls
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, mask: jnp.ndarray | None, deterministic: bool) -> jnp.ndarray:
         # x: [batch, length, d_model]; mask: [batch or 1, 1, length, length] (True = may attend) or None.
-        h = nn.LayerNorm(name="attention_norm")(x)
+        h = nn.LayerNorm(dtype=jnp.float32, name="attention_norm")(x)
         h = nn.MultiHeadDotProductAttention(
             num_heads=self.num_heads,
             qkv_features=self.d_model,
@@ -58,14 +66,16 @@ class EncoderBlock(nn.Module):
             dropout_rate=self.dropout,
             deterministic=deterministic,
             decode=self.decode,
+            dtype=self.dtype,
+            force_fp32_for_softmax=True,
             name="attention",
         )(h, h, mask=mask)
         x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
 
-        h = nn.LayerNorm(name="mlp_norm")(x)
-        h = nn.Dense(self.mlp_dim, name="mlp_in")(h)
+        h = nn.LayerNorm(dtype=jnp.float32, name="mlp_norm")(x)
+        h = nn.Dense(self.mlp_dim, dtype=self.dtype, name="mlp_in")(h)
         h = nn.gelu(h)
-        h = nn.Dense(self.d_model, name="mlp_out")(h)
+        h = nn.Dense(self.d_model, dtype=self.dtype, name="mlp_out")(h)
         return x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
 
 
@@ -86,6 +96,7 @@ class TransformerEncoder(nn.Module):
     dropout: float = 0.0
     causal: bool = False
     decode: bool = False
+    dtype: Any = jnp.float32  # compute dtype of the matmuls (see the module docstring)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
@@ -103,6 +114,7 @@ class TransformerEncoder(nn.Module):
                 mlp_dim=self.mlp_dim,
                 dropout=self.dropout,
                 decode=self.decode,
+                dtype=self.dtype,
                 name=f"block_{i}",
             )(x, mask, deterministic)
         return x

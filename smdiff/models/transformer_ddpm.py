@@ -3,6 +3,10 @@
 x_t [B, k, d] -> Dense(d_model) + eq. 8 position encoding -> pre-LN transformer encoder -> LN ->
 Dense(res_width) -> K noise-conditioned residual blocks (FiLM on the noise level) -> LN -> Dense(d) = eps.
 The noise level sqrt(alpha_bar) enters only the residual blocks, not the attention stack.
+
+`dtype` (config) is the compute dtype of the matmuls ('bfloat16' for mixed precision); parameters, layer
+norms, the sinusoidal encodings, the projection into the residual blocks' stream (so that it stays
+float32) and the output layer (eps, which the diffusion arithmetic uses) stay float32.
 """
 import dataclasses
 
@@ -27,6 +31,7 @@ class TransformerDDPMConfig:
     noise_encoding_dim: int = 128
     noise_frequency_scale: float = 5000.0  # the noise level lies in [0, 1]: scale its frequencies up
     dropout: float = 0.0
+    dtype: str = "float32"  # compute dtype of the hidden matmuls: 'float32' or 'bfloat16'
 
 
 class FiLMGenerator(nn.Module):
@@ -40,14 +45,15 @@ class FiLMGenerator(nn.Module):
     hidden: int
     encoding_dim: int
     frequency_scale: float
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, noise_level: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         h = sinusoidal_encoding(noise_level, self.encoding_dim, self.frequency_scale)  # [B, encoding_dim]
-        h = nn.swish(nn.Dense(self.hidden, name="hidden_0")(h))
-        h = nn.Dense(self.hidden, name="hidden_1")(h)
-        scale = nn.Dense(self.width, name="scale")(h)[:, None, :]
-        shift = nn.Dense(self.width, name="shift")(h)[:, None, :]
+        h = nn.swish(nn.Dense(self.hidden, dtype=self.dtype, name="hidden_0")(h))
+        h = nn.Dense(self.hidden, dtype=self.dtype, name="hidden_1")(h)
+        scale = nn.Dense(self.width, dtype=self.dtype, name="scale")(h)[:, None, :]
+        shift = nn.Dense(self.width, dtype=self.dtype, name="shift")(h)[:, None, :]
         return scale, shift
 
 
@@ -61,12 +67,12 @@ class NoiseConditionedResBlock(nn.Module):
         # h: [B, k, res_width]; noise_level: [B].
         c = self.config
         scale, shift = FiLMGenerator(
-            c.res_width, c.film_hidden, c.noise_encoding_dim, c.noise_frequency_scale, name="film"
+            c.res_width, c.film_hidden, c.noise_encoding_dim, c.noise_frequency_scale, c.dtype, name="film"
         )(noise_level)
         x = h
         for i in range(2):
-            x = scale * nn.LayerNorm(name=f"norm_{i}")(x) + shift
-            x = nn.Dense(c.res_width, name=f"dense_{i}")(nn.swish(x))
+            x = scale * nn.LayerNorm(dtype=jnp.float32, name=f"norm_{i}")(x) + shift
+            x = nn.Dense(c.res_width, dtype=c.dtype, name=f"dense_{i}")(nn.swish(x))
         return h + x
 
 
@@ -82,7 +88,7 @@ class TransformerDDPM(nn.Module):
             raise ValueError(f"TransformerDDPM expects [batch, k, {c.data_dim or 'd'}] inputs, got {x_t.shape}")
         if noise_level.shape != x_t.shape[:1]:
             raise ValueError(f"noise_level must be [batch] = {x_t.shape[:1]}, got {noise_level.shape}")
-        h = nn.Dense(c.d_model, name="input_projection")(x_t)
+        h = nn.Dense(c.d_model, dtype=c.dtype, name="input_projection")(x_t)
         h = h + position_encoding(x_t.shape[1], c.d_model)  # [B, k, d_model]
         h = TransformerEncoder(
             num_layers=c.num_layers,
@@ -91,9 +97,13 @@ class TransformerDDPM(nn.Module):
             mlp_dim=c.mlp_dim,
             dropout=c.dropout,
             causal=False,
+            dtype=c.dtype,
             name="encoder",
         )(h, deterministic=deterministic)
-        h = nn.Dense(c.res_width, name="to_res_width")(nn.LayerNorm(name="encoder_norm")(h))
+        # float32: the residual blocks' stream stays float32 (their own matmuls use c.dtype).
+        h = nn.Dense(c.res_width, dtype=jnp.float32, name="to_res_width")(
+            nn.LayerNorm(dtype=jnp.float32, name="encoder_norm")(h))
         for i in range(c.num_res_blocks):
             h = NoiseConditionedResBlock(c, name=f"res_block_{i}")(h, noise_level)
-        return nn.Dense(x_t.shape[-1], name="output")(nn.LayerNorm(name="output_norm")(h))
+        h = nn.LayerNorm(dtype=jnp.float32, name="output_norm")(h)
+        return nn.Dense(x_t.shape[-1], dtype=jnp.float32, name="output")(h)

@@ -9,10 +9,15 @@ followed by an MLP. Paper: base width 48, width multipliers (1, 2, 4, 4).
 
 The roll [batch, time, pitch] is an image with one channel; time and pitch must divide by
 2 ** (len(width_multipliers) - 1).
+
+`dtype` (config) is the compute dtype of the convolutions and dense layers ('bfloat16' for mixed
+precision); parameters, group norms, the attention softmaxes, the residual stream and the output logits
+(the loss's input) stay float32.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -29,6 +34,7 @@ class UNetConfig:
     attention_head_width: int = 32
     norm_groups: int = 8
     num_steps: int = 100  # T: the time embedding's input range is 0..T
+    dtype: str = "float32"  # compute dtype of convolutions and dense layers: 'float32' or 'bfloat16'
 
     @property
     def downsampling_factor(self) -> int:
@@ -48,16 +54,17 @@ class ResnetBlock(nn.Module):
 
     width: int
     norm_groups: int
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, time_embedding: jax.Array) -> jax.Array:  # x [B, H, W, C]
-        h = nn.Conv(self.width, (3, 3))(x)
-        h = nn.silu(nn.GroupNorm(num_groups=self.norm_groups)(h))
-        scale_shift = nn.Dense(2 * self.width)(nn.silu(time_embedding))[:, None, None, :]  # [B, 1, 1, 2C]
-        scale, shift = jnp.split(scale_shift, 2, axis=-1)
-        h = nn.GroupNorm(num_groups=self.norm_groups)(nn.Conv(self.width, (3, 3))(h))
+        h = nn.Conv(self.width, (3, 3), dtype=self.dtype)(x)
+        h = nn.silu(nn.GroupNorm(num_groups=self.norm_groups, dtype=jnp.float32)(h))
+        scale_shift = nn.Dense(2 * self.width, dtype=self.dtype)(nn.silu(time_embedding))[:, None, None, :]
+        scale, shift = jnp.split(scale_shift, 2, axis=-1)  # each [B, 1, 1, C]
+        h = nn.GroupNorm(num_groups=self.norm_groups, dtype=jnp.float32)(nn.Conv(self.width, (3, 3), dtype=self.dtype)(h))
         h = nn.silu(h * (1.0 + scale) + shift)
-        residual = x if x.shape[-1] == self.width else nn.Conv(self.width, (1, 1))(x)
+        residual = x if x.shape[-1] == self.width else nn.Conv(self.width, (1, 1), dtype=self.dtype)(x)
         return h + residual
 
 
@@ -67,18 +74,19 @@ class LinearAttention(nn.Module):
 
     heads: int
     head_width: int
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, H, W, C]
         batch, height, width, channels = x.shape
-        h = nn.GroupNorm(num_groups=1)(x).reshape(batch, height * width, channels)
-        qkv = nn.Dense(3 * self.heads * self.head_width, use_bias=False)(h)
+        h = nn.GroupNorm(num_groups=1, dtype=jnp.float32)(x).reshape(batch, height * width, channels)
+        qkv = nn.Dense(3 * self.heads * self.head_width, use_bias=False, dtype=self.dtype)(h)
         q, k, v = jnp.split(qkv.reshape(batch, -1, 3 * self.heads, self.head_width), 3, axis=2)  # [B, N, h, d]
-        q = jax.nn.softmax(q, axis=-1) * self.head_width**-0.5
-        k = jax.nn.softmax(k, axis=1)
+        q = jax.nn.softmax(q.astype(jnp.float32), axis=-1).astype(self.dtype) * self.head_width**-0.5
+        k = jax.nn.softmax(k.astype(jnp.float32), axis=1).astype(self.dtype)
         context = jnp.einsum("bnhd,bnhe->bhde", k, v)  # [B, h, d, d]
         out = jnp.einsum("bhde,bnhd->bnhe", context, q).reshape(batch, height * width, -1)
-        out = nn.GroupNorm(num_groups=1)(nn.Dense(channels)(out))
+        out = nn.GroupNorm(num_groups=1, dtype=jnp.float32)(nn.Dense(channels, dtype=self.dtype)(out))
         return x + out.reshape(x.shape)
 
 
@@ -87,13 +95,15 @@ class FullAttention(nn.Module):
 
     heads: int
     head_width: int
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, H, W, C]
         batch, height, width, channels = x.shape
-        h = nn.GroupNorm(num_groups=1)(x).reshape(batch, height * width, channels)
+        h = nn.GroupNorm(num_groups=1, dtype=jnp.float32)(x).reshape(batch, height * width, channels)
         out = nn.MultiHeadDotProductAttention(
-            num_heads=self.heads, qkv_features=self.heads * self.head_width, out_features=channels
+            num_heads=self.heads, qkv_features=self.heads * self.head_width, out_features=channels,
+            dtype=self.dtype, force_fp32_for_softmax=True,
         )(h, h)
         return x + out.reshape(x.shape)
 
@@ -110,16 +120,19 @@ class UNet(nn.Module):
         if x_t.ndim != 3 or x_t.shape[1] % factor or x_t.shape[2] % factor:
             raise ValueError(f"UNet needs rolls [batch, time, pitch] with time and pitch divisible by {factor}, "
                              f"got {x_t.shape}")
-        block = lambda width: ResnetBlock(width, config.norm_groups)  # noqa: E731
-        linear_attention = lambda: LinearAttention(config.attention_heads, config.attention_head_width)  # noqa: E731
+        block = lambda width: ResnetBlock(width, config.norm_groups, config.dtype)  # noqa: E731
+        linear_attention = lambda: LinearAttention(config.attention_heads, config.attention_head_width,  # noqa: E731
+                                                   config.dtype)
+        conv = functools.partial(nn.Conv, dtype=config.dtype)
         widths = [config.base_width * m for m in config.width_multipliers]
 
         embedding_width = 4 * config.base_width
         time_embedding = sinusoidal_embedding(t, config.base_width)
-        time_embedding = nn.Dense(embedding_width)(nn.gelu(nn.Dense(embedding_width)(time_embedding)))
+        time_embedding = nn.Dense(embedding_width, dtype=config.dtype)(
+            nn.gelu(nn.Dense(embedding_width, dtype=config.dtype)(time_embedding)))
 
         x = 2.0 * x_t[..., None].astype(jnp.float32) - 1.0  # [B, T, P, 1] in {-1, 1}
-        x = nn.Conv(config.base_width, (7, 7))(x)
+        x = conv(config.base_width, (7, 7))(x)
         input_features = x
         skips = []
         width_in = config.base_width
@@ -129,13 +142,13 @@ class UNet(nn.Module):
                 skips.append(x)
             x = linear_attention()(x)
             if level < len(widths) - 1:  # 2x downsampling of time and pitch
-                x = nn.Conv(width_out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(x)
+                x = conv(width_out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(x)
             else:
-                x = nn.Conv(width_out, (3, 3))(x)
+                x = conv(width_out, (3, 3))(x)
             width_in = width_out
 
         x = block(widths[-1])(x, time_embedding)
-        x = FullAttention(config.attention_heads, config.attention_head_width)(x)
+        x = FullAttention(config.attention_heads, config.attention_head_width, config.dtype)(x)
         x = block(widths[-1])(x, time_embedding)
 
         widths_in = [config.base_width] + widths[:-1]
@@ -146,7 +159,7 @@ class UNet(nn.Module):
             if level > 0:  # nearest-neighbour 2x upsampling, then a conv
                 batch, height, width, channels = x.shape
                 x = jax.image.resize(x, (batch, 2 * height, 2 * width, channels), "nearest")
-            x = nn.Conv(widths_in[level], (3, 3))(x)
+            x = conv(widths_in[level], (3, 3))(x)
 
         x = block(config.base_width)(jnp.concatenate([x, input_features], axis=-1), time_embedding)
-        return nn.Conv(1, (1, 1))(x)[..., 0]
+        return nn.Conv(1, (1, 1), dtype=jnp.float32)(x)[..., 0]
