@@ -56,9 +56,9 @@ def fixed_latents(batch: int, k: int, d: int):
 
 
 def flops_of(compiled) -> float:
-    analysis = compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    return float(analysis.get("flops", float("nan")))
+    from smdiff.training.throughput import compiled_flops
+
+    return compiled_flops(compiled) or float("nan")
 
 
 def time_training(task, k: int, d: int) -> dict:

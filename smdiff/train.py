@@ -25,7 +25,7 @@ from smdiff.training.input_pipeline import DataSource
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.preemption import PreemptionWatch
 from smdiff.training.task import Metrics, Task
-from smdiff.training.throughput import ThroughputMeter
+from smdiff.training.throughput import ThroughputMeter, compiled_flops, peak_flops
 from smdiff.training.train_state import TrainState, create_train_state, make_eval_step, make_train_step
 from smdiff.training.writers import create_writer
 
@@ -50,7 +50,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
           num_train_steps: int = 1000, ema_decay: float = 0.0, seed: int = 0, shuffle_buffer: int = 10_000,
           log_every_steps: int = 100, eval_every_steps: int = 1000, num_eval_batches: int = 10,
           checkpoint_every_steps: int = 1000, keep_checkpoints: int = 3, keep_every_steps: int | None = None,
-          async_checkpointing: bool = True, wandb_project: str | None = None) -> TrainResult:
+          async_checkpointing: bool = True, wandb_project: str | None = None, grad_accum_steps: int = 1,
+          peak_tflops: float = 0.0) -> TrainResult:
     """Trains `task` for `num_train_steps` optimizer steps in total, resuming from `workdir` if it holds a checkpoint.
 
     Args:
@@ -70,6 +71,10 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         (newest N, plus every multiple of keep_every_steps). The last step is always saved.
       async_checkpointing: save in the background.
       wandb_project: log to W&B too (process 0; WANDB_MODE=offline works without network).
+      grad_accum_steps: microbatches per step (gradient accumulation, the same update as the whole
+        global batch); the global batch must be a multiple of grad_accum_steps x the device count.
+      peak_tflops: one device's peak TFLOP/s for the logged MFU (`train/mfu`); 0 = the table in
+        smdiff/training/throughput.py (no MFU for devices it does not know, e.g. CPUs).
 
     A SIGTERM (the usual preemption notice) makes the run save its current step and return early with
     `preempted=True`; rerunning resumes it.
@@ -107,12 +112,15 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
 
     writer = create_writer(workdir, wandb_project, config={"global_batch_size": global_batch_size,
                                                            "num_train_steps": num_train_steps, "seed": seed})
-    train_step = make_train_step(task, tx, optimizer.schedule(), ema_decay, mesh)
+    # Compiled here, not at the first call, so that XLA's FLOP count of the step gives the logged MFU.
+    train_step = make_train_step(task, tx, optimizer.schedule(), ema_decay, mesh, grad_accum_steps).lower(
+        state, sharding.global_batch(first_batch, mesh)).compile()
     eval_step = make_eval_step(task, mesh)
     train_metrics: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
     metric_sums, steps_in_sums = None, 0
-    throughput = ThroughputMeter(examples_per_step=global_batch_size)
+    throughput = ThroughputMeter(global_batch_size, compiled_flops(train_step),
+                                 peak_flops(jax.devices()[0].device_kind, peak_tflops))
     preemption = PreemptionWatch()
     preempted = False
     try:

@@ -199,3 +199,41 @@ def test_clipping_scales_the_gradient_to_the_global_norm():
         _, state = tx.update(grads, tx.init(params), params)
         first_moment = optax.tree_utils.tree_get(state, "mu")["w"]
         np.testing.assert_allclose(np.linalg.norm(first_moment), 0.1 * seen_norm, rtol=1e-5)
+
+
+def test_gradient_accumulation_gives_the_update_of_one_big_batch():
+    # A loss that draws no random numbers (no dropout): then 4 microbatches of 16 (2 per device on 8
+    # devices) must give the update of one batch of 64, to float summation order.
+    task, tx = TinyRegressionTask(dropout=0.0), OPTIMIZER.make()
+    mesh = sharding.make_mesh()
+    batch = sharding.global_batch(regression_arrays(64), mesh)
+    final = {}
+    for accum in (1, 4):
+        state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, mesh, use_ema=True)
+        step = make_train_step(task, tx, OPTIMIZER.schedule(), 0.5, mesh, grad_accum_steps=accum)
+        for _ in range(3):
+            state, metrics = step(state, batch)
+        final[accum] = (jax.device_get(state.params), jax.device_get(state.opt_state),
+                        {name: float(value) for name, value in metrics.items()})
+    for big, accumulated in zip(jax.tree.leaves(final[1]), jax.tree.leaves(final[4])):
+        np.testing.assert_allclose(big, accumulated, rtol=1e-5, atol=1e-6)
+    # With dropout the microbatches draw their own masks: still a finite update, now a different one.
+    state = create_train_state(TinyRegressionTask(), tx, jax.random.PRNGKey(0), batch, mesh, use_ema=False)
+    state, metrics = make_train_step(TinyRegressionTask(), tx, OPTIMIZER.schedule(), 0.0, mesh, grad_accum_steps=4)(
+        state, batch)
+    assert float(metrics["finite"]) == 1.0
+
+
+def test_gradient_accumulation_rejects_a_batch_it_cannot_split():
+    task, tx = TinyRegressionTask(dropout=0.0), OPTIMIZER.make()
+    mesh = sharding.make_mesh()
+    batch = sharding.global_batch(regression_arrays(32), mesh)  # 3 microbatches of 32 on 8 devices: no
+    state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, mesh, use_ema=False)
+    with pytest.raises(ValueError, match="microbatches"):
+        make_train_step(task, tx, OPTIMIZER.schedule(), 0.0, mesh, grad_accum_steps=3)(state, batch)
+
+
+def test_train_logs_mfu_with_a_peak(tmp_path):
+    result = train_tiny(tmp_path, 4, peak_tflops=1.0, grad_accum_steps=2)
+    assert 0 < result.train_metrics["train/mfu"] < 1
+    assert result.train_metrics["train/steps_per_sec"] > 0
