@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
 from smdiff.models.transformer_mdn import TransformerMDN, TransformerMDNConfig
 from smdiff.models.unet import UNet, UNetConfig
@@ -21,6 +22,8 @@ CASES = {
                 latent_dim=6, sequence_length=8, d_model=32, num_layers=2, num_heads=4, mlp_dim=64,
                 residual_width=64, num_mixtures=3, dtype=dtype)),
             (_LATENTS,)),
+    "vae": (lambda dtype: MelodyVAE(MelodyVAEConfig(z_size=8, encoder_size=32, decoder_sizes=(32, 32), dtype=dtype)),
+            ((jnp.arange(2 * 32).reshape(2, 32) * 7 % 90).astype(jnp.int32), jax.random.PRNGKey(1))),
     "unet": (lambda dtype: UNet(UNetConfig(base_width=8, width_multipliers=(1, 2), blocks_per_level=1,
                                            attention_heads=2, attention_head_width=8, dtype=dtype)),
              (_ROLLS, jnp.array([3, 70]))),
@@ -51,14 +54,28 @@ def test_bfloat16_keeps_float32_parameters_and_outputs_close_to_float32(name):
         assert float(jnp.max(jnp.abs(a - b))) > 0  # bfloat16 did round somewhere
 
 
+def _matmul_operand_dtypes(jaxpr) -> set:
+    """Dtypes of the operands of every dot_general and convolution, in nested jaxprs (scans) too."""
+    dtypes = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            dtypes |= {var.aval.dtype for var in eqn.invars}
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    dtypes |= _matmul_operand_dtypes(inner)
+    return dtypes
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bfloat16_runs_the_matmuls_in_bfloat16_and_float32_none(name):
     make, inputs = CASES[name]
     for dtype, expect_bf16 in (("float32", False), ("bfloat16", True)):
         model = make(dtype)
         params = model.init(jax.random.PRNGKey(0), *inputs)["params"]
-        jaxpr = str(jax.make_jaxpr(lambda p: model.apply({"params": p}, *inputs))(params))
-        matmuls = [line for line in jaxpr.splitlines() if "dot_general" in line or "conv_general" in line]
-        assert matmuls
-        assert any("bf16" in line for line in matmuls) == expect_bf16
+        jaxpr = jax.make_jaxpr(lambda p: model.apply({"params": p}, *inputs))(params)
+        operand_dtypes = _matmul_operand_dtypes(jaxpr.jaxpr)
+        assert operand_dtypes
+        assert (jnp.dtype(jnp.bfloat16) in operand_dtypes) == expect_bf16
 

@@ -9,6 +9,10 @@ The weights are laid out exactly as Magenta's TF1 graph stores them, so a publis
 one tensor to one tensor (`magenta_checkpoint.py`): every LSTM layer is a fused `kernel`
 [input + units, 4 * units] (rows: the layer input, then the recurrent h; columns: the gates i, j, f, o as
 in TF's LSTMBlockCell) and a `bias` [4 * units], with a forget bias of 1.0 added at run time, not stored.
+
+`dtype` (config) is the compute dtype of the LSTMs' recurrent and layer-to-layer matmuls ('bfloat16' for
+mixed precision, accumulated in float32); parameters, the gate arithmetic and cell states, the posterior
+(mu, sigma) and the output logits stay float32.
 """
 import dataclasses
 
@@ -34,6 +38,7 @@ class MelodyVAEConfig:
     decoder_sizes: tuple[int, ...] = (2048, 2048, 2048)
     num_classes: int = 90  # NO_EVENT, NOTE_OFF, MIDI pitches 21..108
     seq_len: int = 32  # 2 bars of 16th notes
+    dtype: str = "float32"  # compute dtype of the LSTM matmuls: 'float32' or 'bfloat16'
 
     def __post_init__(self):
         if min(self.z_size, self.encoder_size, self.num_classes, self.seq_len) < 1 or not self.decoder_sizes:
@@ -42,13 +47,19 @@ class MelodyVAEConfig:
         object.__setattr__(self, "decoder_sizes", tuple(int(size) for size in self.decoder_sizes))
 
 
+def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """x @ kernel in the kernel's dtype (cast once, outside the scans), accumulated and returned in float32."""
+    return jnp.matmul(x.astype(kernel.dtype), kernel, preferred_element_type=jnp.float32)
+
+
 def lstm_step(kernel: jax.Array, bias: jax.Array, state: LSTMState, inputs: jax.Array) -> LSTMState:
     """One step of TF's LSTMBlockCell (no peepholes, no cell clipping).
 
-    kernel [input + units, 4 * units], bias [4 * units], state (c, h) [batch, units], inputs [batch, input].
+    kernel [input + units, 4 * units] (float32, or bfloat16 for mixed precision), bias [4 * units],
+    state (c, h) [batch, units], inputs [batch, input]; the gates and the new state are float32.
     """
     c, h = state
-    gates = jnp.concatenate([inputs, h], axis=-1) @ kernel + bias  # [batch, 4 * units]
+    gates = _matmul(jnp.concatenate([inputs, h], axis=-1), kernel) + bias  # [batch, 4 * units]
     return _gate_update(c, gates)
 
 
@@ -77,20 +88,20 @@ class KernelAndBias(nn.Module):
         return kernel, bias
 
 
-def _final_hidden(kernel: jax.Array, bias: jax.Array, events: jax.Array, num_classes: int) -> jax.Array:
+def _final_hidden(kernel: jax.Array, bias: jax.Array, events: jax.Array, num_classes: int, dtype: str) -> jax.Array:
     """Runs one LSTM direction over one-hot `events` [batch, steps] from a zero state; the final h.
 
     A one-hot input times the input rows of the kernel is a row lookup, done for all steps at once, so
     the scan only multiplies the recurrent part.
     """
     input_gates = kernel[:num_classes][events] + bias  # [batch, steps, 4 * units]
-    recurrent_kernel = kernel[num_classes:]  # [units, 4 * units]
+    recurrent_kernel = kernel[num_classes:].astype(dtype)  # [units, 4 * units]
     units = recurrent_kernel.shape[0]
     zeros = jnp.zeros((events.shape[0], units), kernel.dtype)
 
     def step(state, gates_from_input):
         c, h = state
-        return _gate_update(c, gates_from_input + h @ recurrent_kernel), None
+        return _gate_update(c, gates_from_input + _matmul(h, recurrent_kernel)), None
 
     (_, h), _ = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(input_gates, 0, 1))
     return h  # [batch, units]
@@ -107,8 +118,8 @@ class BidirectionalLSTMEncoder(nn.Module):
         lstm_shape = (cfg.num_classes + cfg.encoder_size, 4 * cfg.encoder_size)
         fw_kernel, fw_bias = KernelAndBias(*lstm_shape, name="fw")()
         bw_kernel, bw_bias = KernelAndBias(*lstm_shape, name="bw")()
-        h_forward = _final_hidden(fw_kernel, fw_bias, events, cfg.num_classes)
-        h_backward = _final_hidden(bw_kernel, bw_bias, events[:, ::-1], cfg.num_classes)
+        h_forward = _final_hidden(fw_kernel, fw_bias, events, cfg.num_classes, cfg.dtype)
+        h_backward = _final_hidden(bw_kernel, bw_bias, events[:, ::-1], cfg.num_classes, cfg.dtype)
         hidden = jnp.concatenate([h_forward, h_backward], axis=-1)  # [batch, 2 * encoder_size]
         mu = nn.Dense(cfg.z_size, kernel_init=_SMALL_NORMAL, name="mu")(hidden)
         sigma = nn.softplus(nn.Dense(cfg.z_size, kernel_init=_SMALL_NORMAL, name="sigma")(hidden))
@@ -163,7 +174,8 @@ class LSTMDecoder(nn.Module):
         # Layer 0's input is [previous one-hot, z]: split its kernel so z's share is computed once.
         prev_kernel = first_kernel[:cfg.num_classes]  # [num_classes, 4 * units_0]
         z_gates = z @ first_kernel[cfg.num_classes:cfg.num_classes + cfg.z_size] + first_bias
-        recurrent_kernel_0 = first_kernel[cfg.num_classes + cfg.z_size:]
+        recurrent_kernel_0 = first_kernel[cfg.num_classes + cfg.z_size:].astype(cfg.dtype)
+        weights = [(kernel.astype(cfg.dtype), bias) for kernel, bias in weights]  # cast once, not per step
         batch = z.shape[0]
         step_keys = (jax.random.split(rng, cfg.seq_len) if rng is not None
                      else jnp.zeros((cfg.seq_len, 2), jnp.uint32))
@@ -172,7 +184,7 @@ class LSTMDecoder(nn.Module):
             states, previous = carry  # previous: [batch, num_classes] one-hot (zeros at step 0)
             target, own_mask, key = per_step
             c0, h0 = states[0]
-            new_states = [_gate_update(c0, previous @ prev_kernel + z_gates + h0 @ recurrent_kernel_0)]
+            new_states = [_gate_update(c0, previous @ prev_kernel + z_gates + _matmul(h0, recurrent_kernel_0))]
             for (kernel, bias), state in zip(weights[1:], states[1:]):
                 new_states.append(lstm_step(kernel, bias, state, new_states[-1][1]))
             logits = new_states[-1][1] @ output_kernel + output_bias  # [batch, num_classes]
