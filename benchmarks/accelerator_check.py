@@ -98,6 +98,12 @@ def fixed_array(shape: tuple[int, ...], low: float = -1.0, high: float = 1.0) ->
     return (low + (high - low) * (grid + 1) / 2).astype(np.float32)
 
 
+def with_dtype(size: Size, dtype: str) -> Size:
+    """The same models computing in `dtype` (parameters stay float32)."""
+    return dataclasses.replace(size, **{name: dataclasses.replace(getattr(size, name), dtype=dtype)
+                                        for name in ("ddpm", "mdn", "vae", "unet")})
+
+
 def training_cases(size: Size) -> list[tuple[str, object, dict, OptimizerConfig]]:
     """(name, task, one global batch, optimizer) per model, at the paper's shapes and batches."""
     b = size.batches
@@ -133,7 +139,7 @@ def timed_rate(call: Callable[[], object], min_seconds: float) -> float:
     return calls / seconds
 
 
-def check_training(name: str, task, batch: dict, optimizer: OptimizerConfig, peak: float | None,
+def check_training(name: str, dtype: str, task, batch: dict, optimizer: OptimizerConfig, peak: float | None,
                    min_seconds: float, goal: bool) -> str:
     mesh = sharding.make_mesh()
     batch = sharding.global_batch(batch, mesh)
@@ -158,11 +164,11 @@ def check_training(name: str, task, batch: dict, optimizer: OptimizerConfig, pea
     if goal:
         verdict = f"{'met' if rate >= GOAL_TRAIN_STEPS_PER_S else 'not met'} (>= {GOAL_TRAIN_STEPS_PER_S:.0f})"
     gflops = f"{flops / 1e9:.2f}" if flops else "-"
-    return (f"| {name} | {params / 1e6:.2f}M | {batch_size} | {rate:.2f} | {rate * batch_size:.0f} | "
+    return (f"| {name} | {dtype} | {params / 1e6:.2f}M | {batch_size} | {rate:.2f} | {rate * batch_size:.0f} | "
             f"{gflops} | {mfu} | {compile_seconds:.1f} | {verdict} |")
 
 
-def check_sampling(label: str, sample: Callable[[jax.Array], jax.Array], batch: int, flops_per_sample_call: float | None,
+def check_sampling(label: str, dtype: str, sample: Callable[[jax.Array], jax.Array], batch: int, flops_per_sample_call: float | None,
                    peak: float | None, min_seconds: float, goal: bool) -> str:
     start = time.perf_counter()
     jax.block_until_ready(sample(jax.random.PRNGKey(0)))
@@ -174,11 +180,12 @@ def check_sampling(label: str, sample: Callable[[jax.Array], jax.Array], batch: 
     verdict = ""
     if goal:
         verdict = f"{'met' if seconds < GOAL_SAMPLE_SECONDS else 'not met'} (< {GOAL_SAMPLE_SECONDS:.0f} s)"
-    return f"| {label} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | {first:.1f} | {mfu} | {verdict} |"
+    return f"| {label} | {dtype} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | {first:.1f} | {mfu} | {verdict} |"
 
 
 def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, min_seconds: float):
-    """(row builders) for the DDPM batch sweep, DDIM and the MDN, each a closure run under the budget."""
+    """(label, row builder) for the DDPM batch sweep, DDIM and the MDN, each run under the budget."""
+    dtype = size.ddpm.dtype
     from smdiff.generators.diffusion import DiffusionGenerator
     from smdiff.generators.mdn import MDNGenerator
 
@@ -199,24 +206,24 @@ def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, m
         def ddpm(batch=batch):
             generator = DiffusionGenerator(task, params, sequence_length=K)
             flops = denoiser_flops(batch)
-            return check_sampling(f"DDPM ancestral, {size.diffusion_steps} steps",
+            return check_sampling(f"DDPM ancestral, {size.diffusion_steps} steps", dtype,
                                   lambda rng: generator.sample(rng, batch), batch,
                                   flops and flops * size.diffusion_steps, peak, min_seconds,
                                   goal=batch == 1000 and size.diffusion_steps == 1000)
-        checks.append((f"DDPM batch {batch}", ddpm))
+        checks.append((f"DDPM batch {batch} ({dtype})", ddpm))
 
     def ddim():
         generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_steps=size.ddim_steps)
         flops = denoiser_flops(largest)
-        return check_sampling(f"DDIM, {size.ddim_steps} steps", lambda rng: generator.sample(rng, largest), largest,
+        return check_sampling(f"DDIM, {size.ddim_steps} steps", dtype, lambda rng: generator.sample(rng, largest), largest,
                               flops and flops * size.ddim_steps, peak, min_seconds, goal=False)
 
     def mdn_sampling():
         generator = MDNGenerator(mdn, mdn_params, sequence_length=K)
-        return check_sampling(f"TransformerMDN, {K} positions (KV cache)", lambda rng: generator.sample(rng, largest),
+        return check_sampling(f"TransformerMDN, {K} positions (KV cache)", dtype, lambda rng: generator.sample(rng, largest),
                               largest, None, peak, min_seconds, goal=False)
 
-    return checks + [("DDIM", ddim), ("MDN sampling", mdn_sampling)]
+    return checks + [(f"DDIM ({dtype})", ddim), (f"MDN sampling ({dtype})", mdn_sampling)]
 
 
 def versions() -> str:
@@ -237,6 +244,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--sample_batches", default="64,256,1000,4000", help="DDPM sampling batch sizes")
     parser.add_argument("--min_seconds", type=float, default=2.0, help="least time of each timed loop")
     parser.add_argument("--budget_s", type=float, default=420.0, help="start no section after this many seconds")
+    parser.add_argument("--dtypes", default="float32,bfloat16",
+                        help="compute dtypes to time, in this order (parameters are always float32)")
     parser.add_argument("--peak_tflops", type=float, default=0.0,
                         help="per-device peak TFLOP/s for MFU (default: the table for known devices)")
     args = parser.parse_args(argv)
@@ -246,25 +255,34 @@ def main(argv: list[str] | None = None) -> str:
     kind = devices[0].device_kind
     peak = throughput.peak_flops(kind, args.peak_tflops)
 
-    def within_budget() -> bool:
-        return time.perf_counter() - started < args.budget_s
+    # Sections in order of importance, so that the budget cuts the least important: the paper
+    # TransformerDDPM's training and 1000-sample call first, then the other models, then the sweeps.
+    dtypes = args.dtypes.split(",")
+    batches = [int(b) for b in args.sample_batches.split(",")]
+    trainings = {dtype: training_cases(with_dtype(size, dtype)) for dtype in dtypes}
+    samplings = {dtype: sampling_checks(with_dtype(size, dtype), batches, peak, args.min_seconds) for dtype in dtypes}
 
-    train_rows, skipped = [], []
-    for name, task, batch, optimizer in training_cases(size):
-        if not within_budget():
-            skipped.append(f"training {name}")
-            continue
+    def training_section(dtype: str, index: int):
+        name, task, batch, optimizer = trainings[dtype][index]
         goal = name == "TransformerDDPM" and args.size == "paper"
-        train_rows.append(check_training(name, task, batch, optimizer, peak, args.min_seconds, goal))
-        print(train_rows[-1], flush=True)
-    sample_rows = []
-    for label, check in sampling_checks(size, [int(b) for b in args.sample_batches.split(",")], peak,
-                                        args.min_seconds):
-        if not within_budget():
+        return f"training {name} ({dtype})", "train", lambda: check_training(
+            name, dtype, task, batch, optimizer, peak, args.min_seconds, goal)
+
+    first_sample = batches.index(1000) if 1000 in batches else len(batches) - 1
+    sections = [training_section(dtype, 0) for dtype in dtypes]
+    sections += [(samplings[dtype][first_sample][0], "sample", samplings[dtype][first_sample][1]) for dtype in dtypes]
+    sections += [training_section(dtype, i) for i in range(1, len(trainings[dtypes[0]])) for dtype in dtypes]
+    sections += [(label, "sample", check) for dtype in dtypes
+                 for i, (label, check) in enumerate(samplings[dtype]) if i != first_sample]
+    rows: dict[str, list[str]] = {"train": [], "sample": []}
+    skipped = []
+    for label, kind, check in sections:
+        if time.perf_counter() - started >= args.budget_s:
             skipped.append(label)
             continue
-        sample_rows.append(check())
-        print(sample_rows[-1], flush=True)
+        rows[kind].append(check())
+        print(rows[kind][-1], flush=True)
+    train_rows, sample_rows = rows["train"], rows["sample"]
 
     peak_text = f"{peak / 1e12:.0f} TFLOP/s per device" if peak else "unknown (pass --peak_tflops): no MFU"
     lines = [
@@ -272,13 +290,13 @@ def main(argv: list[str] | None = None) -> str:
         f"- devices: {len(devices)} x {kind} ({devices[0].platform}); host {platform.node() or '?'}, "
         f"{platform.processor() or platform.machine()}; {versions()}",
         f"- command: `PYTHONPATH=. python -m benchmarks.accelerator_check {' '.join(argv if argv is not None else sys.argv[1:])}`",
-        f"- MFU against {peak_text}; float32 parameters and compute; wall time {time.perf_counter() - started:.0f} s",
+        f"- MFU against {peak_text}; float32 parameters, compute in the dtype column; wall time {time.perf_counter() - started:.0f} s",
         "",
-        "| training | params | global batch | steps/s | examples/s | GFLOP/step (per device) | MFU | compile (s) | goal |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| training | compute dtype | params | global batch | steps/s | examples/s | GFLOP/step (per device) | MFU | compile (s) | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *train_rows, "",
-        "| sampling | batch | s per call | samples/s | first call (s) | MFU | goal |",
-        "|---|---|---|---|---|---|---|",
+        "| sampling | compute dtype | batch | s per call | samples/s | first call (s) | MFU | goal |",
+        "|---|---|---|---|---|---|---|---|",
         *sample_rows, "",
     ]
     if skipped:

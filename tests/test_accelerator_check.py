@@ -30,10 +30,11 @@ runpy.run_module('benchmarks.accelerator_check', run_name='__main__')
 def test_tiny_check_runs_with_tensorflow_gin_and_music_libraries_blocked(tmp_path):
     out = tmp_path / "check.md"
     subprocess.run([sys.executable, "-c", RUN_BLOCKED, "--size=tiny", f"--out={out}", "--sample_batches=4",
-                    "--min_seconds=0"], cwd=ROOT, check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                    "--min_seconds=0", "--dtypes=bfloat16"], cwd=ROOT, check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     text = out.read_text()
-    for row in ("| TransformerDDPM |", "| TransformerMDN |", "| MusicVAE big |", "| binomial U-Net |",
-                "| DDPM ancestral, 5 steps | 4 |", "| DDIM, 2 steps | 4 |", "| TransformerMDN, 32 positions"):
+    for row in ("| TransformerDDPM | bfloat16 |", "| TransformerMDN | bfloat16 |", "| MusicVAE big | bfloat16 |",
+                "| binomial U-Net | bfloat16 |", "| DDPM ancestral, 5 steps | bfloat16 | 4 |",
+                "| DDIM, 2 steps | bfloat16 | 4 |", "| TransformerMDN, 32 positions (KV cache) | bfloat16 | 4 |"):
         assert row in text
     assert "Skipped" not in text and "x cpu" in text
 
