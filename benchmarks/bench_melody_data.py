@@ -1,19 +1,24 @@
-"""Melody data pipeline throughput: the MIDI path and the embedded-corpus path, per core, with peak memory.
+"""Melody data pipeline throughput: the MIDI path and the embedded-corpus path, with 1 and 2 workers.
 
-  .venv/bin/python -m benchmarks.bench_melody_data [--files=400] [--workers=1,2] [--no_append]
+  python -m benchmarks.bench_melody_data [--files=1000] [--repeat=3] [--workers=1,2]
+      [--paths=folk,score,embedded_parse,embedded_cached] [--windows=4,8,16,32] [--no_append]
 
 What runs is what the TFDS builders run, minus the TFRecord writing: `smdiff.data.songs.iter_midi_songs`
-(read MIDI, extract melodies, cut chunks, in a process pool) and `iter_corpus_songs` (ABC parse with
-music21 + extraction). Inputs, all real music from the music21 corpus, prepared once under
-`$SMDIFF_CACHE_DIR/bench_midi`:
+(read MIDI, extract melodies, cut chunks, in the process pool of `smdiff.data.pools`) and
+`iter_corpus_songs` (ABC parse with music21 + extraction). Inputs, all real music from the music21
+corpus, prepared once under `$SMDIFF_CACHE_DIR/bench_midi`:
   - folk MIDI: folk tunes written as one-track MIDI files (small, monophonic);
   - score MIDI: multi-part scores (Bach chorales and larger works) written as multi-track MIDI files,
     closer to Lakh's multi-track files.
-Each measurement runs in a fresh process, so peak RSS (ru_maxrss of the process and of its pool workers)
-belongs to that run alone; a second 1-worker run over the same files repeated 4 times (the embedded path:
-4 times as many tunes) shows whether memory grows with the file count. The LMD-full projection divides
-176,000 files by 16 x the 1-worker rate on score MIDI. The load average is recorded: the machine may be
-shared, and pool start-up is inside the timed region of the 2-worker rows.
+MIDI runs read their files `--repeat` times (3,000 folk files by default), so that the pool's start-up is
+a small part of a run. Each measurement runs in a fresh process and reports: wall time, the time to the
+first result (the pool's start-up as the consumer sees it), files/s and its ratio to the 1-worker run,
+CPU milliseconds per file summed over the main process and every worker (read from /proc: forkserver
+workers are not our children, so RUSAGE_CHILDREN misses them), and peak RSS of the main process and of
+the largest worker; a second 1-worker run over 4x the files shows whether memory grows with the file
+count. The 1-minute load average before each run is in the table: on a shared machine the wall-time
+ratio between 1 and 2 workers means little, the CPU time per file still does. The LMD-full projection
+uses the 1-worker CPU cost per score-MIDI file.
 """
 from __future__ import annotations
 
