@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.metadata
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import report
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
 from smdiff.models.transformer_mdn import TransformerMDN, TransformerMDNConfig
@@ -226,17 +225,6 @@ def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, m
     return checks + [(f"DDIM ({dtype})", ddim), (f"MDN sampling ({dtype})", mdn_sampling)]
 
 
-def versions() -> str:
-    names = ("jax", "jaxlib", "flax", "optax", "numpy")
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return f"Python {sys.version.split()[0]}; " + ", ".join(found)
-
-
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="paper")
@@ -251,9 +239,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     started = time.perf_counter()
-    devices = jax.devices()
-    kind = devices[0].device_kind
-    peak = throughput.peak_flops(kind, args.peak_tflops)
+    peak = throughput.peak_flops(jax.devices()[0].device_kind, args.peak_tflops)
 
     # Sections in order of importance, so that the budget cuts the least important: the paper
     # TransformerDDPM's training and 1000-sample call first, then the other models, then the sweeps.
@@ -276,19 +262,18 @@ def main(argv: list[str] | None = None) -> str:
                  for i, (label, check) in enumerate(samplings[dtype]) if i != first_sample]
     rows: dict[str, list[str]] = {"train": [], "sample": []}
     skipped = []
-    for label, kind, check in sections:
+    for label, table, check in sections:
         if time.perf_counter() - started >= args.budget_s:
             skipped.append(label)
             continue
-        rows[kind].append(check())
-        print(rows[kind][-1], flush=True)
+        rows[table].append(check())
+        print(rows[table][-1], flush=True)
     train_rows, sample_rows = rows["train"], rows["sample"]
 
     peak_text = f"{peak / 1e12:.0f} TFLOP/s per device" if peak else "unknown (pass --peak_tflops): no MFU"
     lines = [
         f"## Accelerator check ({args.size} size, {datetime.date.today().isoformat()})", "",
-        f"- devices: {len(devices)} x {kind} ({devices[0].platform}); host {platform.node() or '?'}, "
-        f"{platform.processor() or platform.machine()}; {versions()}",
+        f"- machine: {report.machine_description()}",
         f"- command: `PYTHONPATH=. python -m benchmarks.accelerator_check {' '.join(argv if argv is not None else sys.argv[1:])}`",
         f"- MFU against {peak_text}; float32 parameters, compute in the dtype column; wall time {time.perf_counter() - started:.0f} s",
         "",
