@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
 # Two workers for the two CI cores; a file's tests stay on one worker (shared fixtures, jit caches).
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: venv test demo lint clean
+.PHONY: venv test test-cluster demo lint clean
 
 venv: $(STAMP)
 
@@ -21,11 +21,15 @@ $(STAMP): setup.py
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Tests that start cluster services (a one-node SLURM as root, a GCS emulator); not part of `make test`.
+test-cluster: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m cluster
+
 demo: venv
 	$(BIN)/python -m smdiff.demo
 
 lint: venv
-	$(BIN)/shellcheck launch/*.sh .ci/run
+	$(BIN)/shellcheck -x launch/*.sh scripts/cluster/*.sh .ci/run
 
 clean:
 	rm -rf $(VENV) .pytest_cache

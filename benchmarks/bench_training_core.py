@@ -58,7 +58,7 @@ def bare_steps_per_sec(task, source, batch_size: int, steps: int, optimizer) -> 
     from smdiff.training.train_state import create_train_state, make_train_step
 
     mesh = sharding.make_mesh()
-    batches = input_pipeline.train_batches(source, batch_size, seed=0, shuffle_buffer=1000)
+    batches = input_pipeline.train_batches(source, batch_size, seed=0)
     batch = sharding.global_batch(next(batches), mesh)
     state = create_train_state(task, optimizer.make(), jax.random.PRNGKey(0), batch, mesh, use_ema=False)
     step = make_train_step(task, optimizer.make(), optimizer.schedule(), 0.0, mesh)
@@ -76,7 +76,7 @@ def loop_steps_per_sec(task, source, batch_size: int, steps: int, optimizer, wor
 
     result = train_module.train(workdir, task, source, None, optimizer=optimizer, global_batch_size=batch_size,
                                 num_train_steps=steps + 1, log_every_steps=steps + 1,
-                                checkpoint_every_steps=steps + 1, shuffle_buffer=1000)
+                                checkpoint_every_steps=steps + 1)
     return result.train_metrics["train/steps_per_sec"]
 
 

@@ -2,15 +2,18 @@
 
     smdiff train --gin_file=gin/experiments/<run>.gin --workdir=/tmp/run [--gin_bindings='train.num_train_steps=10']
 
-The workdir receives `config.gin` (every binding, at start), `operative_config.gin` (the bindings the
-run used, at the end), `checkpoints/`, `metrics.jsonl` and `tensorboard/`. Rerunning the same command
-on the same workdir resumes from the latest checkpoint on the same trajectory.
+The workdir (a local folder or a gs:// URL) receives `config.gin` (every binding, at start),
+`config_history/` (every start's config) and `config_fingerprint.json` (see training/run_config.py),
+`topology.json` (processes and devices), `operative_config.gin` (the bindings the run used, at the
+end), `checkpoints/`, `metrics.jsonl` and `tensorboard/`. Rerunning the same command on the same
+workdir resumes from the latest checkpoint on the same trajectory, on any number of processes; a
+restart with other bindings stops unless `--allow_config_change`.
 
 Multi-process runs (SLURM, TPU pods) call `jax.distributed.initialize()` first; `main` does that when
-the launcher sets `SMDIFF_DISTRIBUTED=1` (see `launch/`).
+the launcher sets `SMDIFF_DISTRIBUTED=1`, and writes the processes and devices to `topology.json`
+(smdiff/training/topology.py, launch/).
 """
 import dataclasses
-import itertools
 import os
 from typing import Sequence
 
@@ -19,10 +22,11 @@ import numpy as np
 from absl import app, flags, logging
 
 from smdiff import flag_defs
-from smdiff.training import input_pipeline, sharding
-from smdiff.training.checkpointing import Checkpointer
+from smdiff.training import input_pipeline, run_config, sharding, topology
+from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.input_pipeline import DataSource
 from smdiff.training.optimizer import OptimizerConfig
+from smdiff.training.paths import run_path
 from smdiff.training.preemption import PreemptionWatch
 from smdiff.training.task import Metrics, Task
 from smdiff.training.throughput import ThroughputMeter, compiled_flops, peak_flops
@@ -47,23 +51,24 @@ class TrainResult:
 
 def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSource | None = None, *,
           optimizer: OptimizerConfig = OptimizerConfig(), global_batch_size: int = 64,
-          num_train_steps: int = 1000, ema_decay: float = 0.0, seed: int = 0, shuffle_buffer: int = 10_000,
+          num_train_steps: int = 1000, ema_decay: float = 0.0, seed: int = 0,
           log_every_steps: int = 100, eval_every_steps: int = 1000, num_eval_batches: int = 10,
           checkpoint_every_steps: int = 1000, keep_checkpoints: int = 3, keep_every_steps: int | None = None,
-          async_checkpointing: bool = True, wandb_project: str | None = None, grad_accum_steps: int = 1,
-          peak_tflops: float = 0.0) -> TrainResult:
+          async_checkpointing: bool = True, wandb_project: str | None = None, wandb_group: str | None = None,
+          wandb_tags: tuple[str, ...] = (), grad_accum_steps: int = 1, peak_tflops: float = 0.0,
+          restore_step: int | None = None, hparams: dict | None = None) -> TrainResult:
     """Trains `task` for `num_train_steps` optimizer steps in total, resuming from `workdir` if it holds a checkpoint.
 
     Args:
       workdir: run directory (checkpoints, metrics).
       task: the model's Task (see smdiff/training/task.py).
-      train_data, eval_data: a TfdsSource (or a finite tf.data.Dataset of dicts); each process reads its slice.
+      train_data, eval_data: a TfdsSource (or a small finite tf.data.Dataset of dicts); each process reads
+        its rows of every global batch (smdiff/training/input_pipeline.py).
       optimizer: Adam, learning-rate schedule and clipping.
       global_batch_size: examples per step over all devices (must divide by the device count).
       num_train_steps: total steps of the run (a resumed run continues up to it).
       ema_decay: decay of the parameter EMA; 0 disables it.
-      seed: fixes initialisation, per-step RNG and the data order.
-      shuffle_buffer: tf.data shuffle buffer (0 = file order).
+      seed: fixes initialisation, per-step RNG and the data order (the same on any topology).
       log_every_steps: train metrics (averaged since the last write), steps/s and examples/s.
       eval_every_steps, num_eval_batches: evaluation on the same `num_eval_batches` batches each time
         (also with the EMA params under `eval_ema/` when EMA is on).
@@ -71,10 +76,16 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         (newest N, plus every multiple of keep_every_steps). The last step is always saved.
       async_checkpointing: save in the background.
       wandb_project: log to W&B too (process 0; WANDB_MODE=offline works without network).
+      wandb_group, wandb_tags: the W&B run's group and tags (launch/sweep.sh: the sweep, the bindings).
       grad_accum_steps: microbatches per step (gradient accumulation, the same update as the whole
         global batch); the global batch must be a multiple of grad_accum_steps x the device count.
       peak_tflops: one device's peak TFLOP/s for the logged MFU (`train/mfu`); 0 = the table in
         smdiff/training/throughput.py (no MFU for devices it does not know, e.g. CPUs).
+      restore_step: resume from this checkpoint instead of the latest (later ones are set aside into
+        `checkpoints-set-aside/`). Without it, a latest checkpoint that cannot be read is set aside with
+        a warning and the run resumes from the newest one that can.
+      hparams: the run's settings (main: every gin binding and the job flags), written as TensorBoard
+        hparams, to metrics.jsonl and as the W&B run config.
 
     A SIGTERM (the usual preemption notice) makes the run save its current step and return early with
     `preempted=True`; rerunning resumes it.
@@ -89,29 +100,33 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         raise ValueError(f"these train options must be >= 1: {bad}")
     if num_train_steps < 0 or not 0 <= ema_decay < 1:
         raise ValueError(f"need num_train_steps >= 0 and 0 <= ema_decay < 1, got {num_train_steps}, {ema_decay}")
-    os.makedirs(workdir, exist_ok=True)
+    run_path(workdir).mkdir(parents=True, exist_ok=True)
     mesh = sharding.make_mesh()
-    process_batch_size = sharding.per_process_batch_size(global_batch_size, mesh)
+    sharding.per_process_batch_size(global_batch_size, mesh)  # errors if the batch does not split over the devices
     tx = optimizer.make()
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=keep_checkpoints,
+    checkpointer = Checkpointer(str(run_path(workdir) / "checkpoints"), max_to_keep=keep_checkpoints,
                                 keep_period=keep_every_steps, asynchronous=async_checkpointing)
-    start_step = checkpointer.latest_step() or 0
-    batches = input_pipeline.train_batches(train_data, process_batch_size, seed, shuffle_buffer, start_batch=start_step)
-    first_batch = next(batches)
-    batches = itertools.chain([first_batch], batches)
-
+    train_examples = input_pipeline.random_access(train_data)
+    eval_examples = None if eval_data is None else input_pipeline.random_access(eval_data)
+    first_batch = next(input_pipeline.train_batches(train_examples, global_batch_size, seed))  # for the shapes
     state = create_train_state(task, tx, jax.random.PRNGKey(seed), sharding.global_batch(first_batch, mesh),
                                mesh, use_ema=ema_decay > 0)
-    data_position = {"batches_consumed": start_step, "seed": seed, "global_batch_size": global_batch_size}
-    if start_step:
-        state = _resume(checkpointer, state, data_position)
+    data_position = {"batches_consumed": 0, "seed": seed, "global_batch_size": global_batch_size,
+                     "num_examples": len(train_examples)}
+    start_step = 0
+    if checkpointer.all_steps() or restore_step is not None:
+        state = _resume(checkpointer, state, data_position, restore_step)
+        start_step = int(jax.device_get(state.step))
         logging.info("resumed from the checkpoint at step %d in %s", start_step, workdir)
+    batches = input_pipeline.train_batches(train_examples, global_batch_size, seed, start_step)
     param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     logging.info("%d parameters; global batch %d on %d devices in %d process(es)", param_count,
                  global_batch_size, mesh.devices.size, jax.process_count())
 
-    writer = create_writer(workdir, wandb_project, config={"global_batch_size": global_batch_size,
-                                                           "num_train_steps": num_train_steps, "seed": seed})
+    hparams = {"global_batch_size": global_batch_size, "num_train_steps": num_train_steps, "seed": seed,
+               **(hparams or {})}
+    writer = create_writer(workdir, wandb_project, config=hparams, group=wandb_group, tags=tuple(wandb_tags))
+    writer.write_hparams(hparams)
     # Compiled here, not at the first call, so that XLA's FLOP count of the step gives the logged MFU.
     train_step = make_train_step(task, tx, optimizer.schedule(), ema_decay, mesh, grad_accum_steps).lower(
         state, sharding.global_batch(first_batch, mesh)).compile()
@@ -140,12 +155,13 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                 writer.write_scalars(done, train_metrics)
                 metric_sums, steps_in_sums = None, 0
             if eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps):
-                eval_metrics = _evaluate(eval_step, state, eval_data, process_batch_size, num_eval_batches, mesh, seed)
+                eval_metrics = _evaluate(eval_step, state, eval_examples, global_batch_size, num_eval_batches, mesh, seed)
                 writer.write_scalars(done, eval_metrics)
                 throughput.restart()
             preempted = preemption.reached(done)
             if done % checkpoint_every_steps == 0 or done == num_train_steps or preempted:
                 checkpointer.save(state, {**data_position, "batches_consumed": done})
+                writer.flush()  # the metrics up to a checkpoint are on disk (or in the bucket) with it
                 throughput.restart()
             if preempted:
                 logging.warning("preemption notice: saved step %d in %s and stopped; rerun to resume", done, workdir)
@@ -165,23 +181,50 @@ def _non_finite_error(step: int, metrics: Metrics, last_checkpoint: int | None, 
         f"update at step {step}; training stopped, nothing of this step was saved. Last good checkpoint: {saved}")
 
 
-def _resume(checkpointer: Checkpointer, fresh_state: TrainState, data_position: dict) -> TrainState:
-    """The latest checkpoint's state, after checking that its data position matches this run's.
+def _resume(checkpointer: Checkpointer, fresh_state: TrainState, data_position: dict,
+            restore_step: int | None) -> TrainState:
+    """The state of `restore_step` (default: the newest checkpoint that can be read), after checking
+    that its data position matches this run's; later checkpoints are set aside.
 
-    Exact resumption needs the same seed and global batch (they fix the data order), and the number of
-    consumed batches must equal the step.
+    Exact resumption needs the same seed, global batch and split size (they fix the data order; the
+    process count does not), and the number of consumed batches must equal the step.
     """
-    state, saved = checkpointer.restore(fresh_state)
+    steps = sorted(checkpointer.all_steps(), reverse=True)
+    if restore_step is not None:
+        if restore_step not in steps:
+            raise FileNotFoundError(f"no checkpoint of step {restore_step}; the checkpoints are {sorted(steps)}")
+        for step in steps[:steps.index(restore_step)]:
+            logging.warning("restore_step=%d: setting the later checkpoint %d aside", restore_step, step)
+            checkpointer.set_aside(step)
+        state, saved = checkpointer.restore(fresh_state, restore_step)
+    else:
+        state, saved, damaged = _newest_readable(checkpointer, fresh_state, steps)
+        for error in damaged:
+            logging.warning("%s; set aside, resuming from step %d", error, int(jax.device_get(state.step)))
+            checkpointer.set_aside(error.step)
     if saved["batches_consumed"] != int(jax.device_get(state.step)):
         raise ValueError(f"checkpoint at step {int(state.step)} records {saved['batches_consumed']} consumed batches")
-    for key in ("seed", "global_batch_size"):
-        if saved[key] != data_position[key]:
+    for key in ("seed", "global_batch_size", "num_examples"):
+        if saved.get(key, data_position[key]) != data_position[key]:
             raise ValueError(f"the checkpoint was trained with {key}={saved[key]} but this run has {key}="
                              f"{data_position[key]}; resuming would change the data order. Use a new workdir.")
     return state
 
 
-def _evaluate(eval_step, state: TrainState, eval_data: DataSource, batch_size: int, num_batches: int,
+def _newest_readable(checkpointer: Checkpointer, fresh_state: TrainState, steps: list[int]):
+    """(state, data position, errors of the newer damaged checkpoints) of the newest checkpoint that
+    can be read; nothing is moved when none can (then the first error is raised)."""
+    damaged: list[DamagedCheckpointError] = []
+    for step in steps:
+        try:
+            state, saved = checkpointer.restore(fresh_state, step)
+            return state, saved, damaged
+        except DamagedCheckpointError as error:
+            damaged.append(error)
+    raise damaged[0]
+
+
+def _evaluate(eval_step, state: TrainState, eval_examples, global_batch_size: int, num_batches: int,
               mesh, seed: int) -> dict[str, float]:
     """Means over the fixed evaluation batches, of the params and (under `eval_ema/`) of the EMA params."""
     variants = {"eval": state.params}
@@ -190,7 +233,7 @@ def _evaluate(eval_step, state: TrainState, eval_data: DataSource, batch_size: i
     sums: dict[str, Metrics] = {}
     rng = jax.random.PRNGKey(seed + 1)  # the same keys at every evaluation
     count = 0
-    for index, batch in enumerate(input_pipeline.eval_batches(eval_data, batch_size, num_batches)):
+    for index, batch in enumerate(input_pipeline.eval_batches(eval_examples, global_batch_size, num_batches)):
         batch = sharding.global_batch(batch, mesh)
         for prefix, params in variants.items():
             metrics = eval_step(params, batch, jax.random.fold_in(rng, index))
@@ -245,10 +288,13 @@ def define_flags() -> None:
     flag_defs.define("multi_string", "gin_file", [], "gin files, applied in order (repeatable)")
     flag_defs.define("multi_string", "gin_bindings", [], "extra gin bindings, applied after the files (repeatable)")
     flag_defs.define("string", "workdir", None, "run directory; an existing one is resumed")
+    flag_defs.define("bool", "allow_config_change", False,
+                     "resume a workdir although its fixed gin bindings changed (see training/run_config.py)")
 
 
 def main(argv: Sequence[str]) -> None:
-    """absl main: parse gin, write config.gin, run the gin-configured `train`, write operative_config.gin."""
+    """absl main: parse gin, check a restart against the workdir's config fingerprint, record the config
+    (config.gin and config_history/), run the gin-configured `train`, write operative_config.gin."""
     import gin
 
     from smdiff import configurables
@@ -258,23 +304,21 @@ def main(argv: Sequence[str]) -> None:
     workdir = flags.FLAGS.workdir
     if not workdir:
         raise app.UsageError("--workdir is required")
-    if os.environ.get("SMDIFF_DISTRIBUTED") == "1":
-        jax.distributed.initialize()  # coordinator and process ids from the launcher's environment
+    topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
     gin.add_config_file_search_path(REPO_ROOT)
     gin.parse_config_files_and_bindings(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings)
-    os.makedirs(workdir, exist_ok=True)
+    config_text = gin.config_str()
+    if changed := run_config.check_restart(workdir, config_text, flags.FLAGS.allow_config_change):
+        logging.warning("resuming %s with changed bindings (allowed):\n  %s", workdir, "\n  ".join(changed))
     if jax.process_index() == 0:
-        _write(os.path.join(workdir, CONFIG_FILE), gin.config_str())
+        run_config.record_start(workdir, config_text)
+        (run_path(workdir) / CONFIG_FILE).write_text(config_text)
     try:
-        configurables.train(workdir=workdir)
+        configurables.train(workdir=workdir, hparams=run_config.hparams(config_text, {
+            name: flags.FLAGS[name].value for name in ("gin_file", "gin_bindings", "workdir", "allow_config_change")}))
     finally:
         if jax.process_index() == 0:
-            _write(os.path.join(workdir, OPERATIVE_CONFIG_FILE), gin.operative_config_str())
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
+            (run_path(workdir) / OPERATIVE_CONFIG_FILE).write_text(gin.operative_config_str())
 
 
 define_flags()

@@ -40,6 +40,7 @@ def test_gin_file_parses(path):
 
 
 def _run_main(argv):
+    gin.clear_config()
     flags.FLAGS.unparse_flags()
     train_module.main(flags.FLAGS(argv))
 
@@ -74,6 +75,31 @@ def test_main_trains_writes_configs_and_load_trained_rebuilds(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema_params), jax.tree.leaves(raw_params)))
     predictions = task.model.apply({"params": raw_params}, np.zeros((2, 4), np.float32))
     assert predictions.shape == (2,)
+
+
+def test_a_restart_with_other_bindings_stops_and_names_them(tmp_path):
+    """Each start's config is kept; a restart that changes what is trained is refused unless allowed;
+    the run's length and periods may change."""
+    from smdiff.training import run_config
+
+    gin_file = tmp_path / "tiny.gin"
+    gin_file.write_text(f"include '{os.path.join('gin', 'runs', 'cpu_smoke.gin')}'\n"
+                        "train.task = @TinyRegressionTask()\n"
+                        "train.train_data = @regression_dataset()\nregression_dataset.num_examples = 40\n")
+    workdir = tmp_path / "run"
+    start = ["train", f"--gin_file={gin_file}", f"--workdir={workdir}", "--gin_bindings=train.eval_every_steps = 100"]
+    _run_main([*start, "--gin_bindings=train.num_train_steps = 2"])
+    _run_main([*start, "--gin_bindings=train.num_train_steps = 3"])  # longer: the same run
+    with pytest.raises(run_config.ConfigChangedError, match=r"(?s)Changed bindings.*TinyRegressionTask.dropout: "
+                                                            r"\(unset\) -> 0.3\n  train.seed: \(unset\) -> 1"):
+        _run_main([*start, "--gin_bindings=TinyRegressionTask.dropout = 0.3", "--gin_bindings=train.seed = 1"])
+    assert sorted(os.listdir(workdir / "config_history")) == ["0000.gin", "0001.gin"]
+    _run_main([*start, "--gin_bindings=TinyRegressionTask.dropout = 0.3", "--allow_config_change"])
+    history = sorted(os.listdir(workdir / "config_history"))
+    assert history == ["0000.gin", "0001.gin", "0002.gin"]
+    assert "dropout = 0.3" in (workdir / "config_history" / "0002.gin").read_text()
+    assert "dropout" not in (workdir / "config_history" / "0000.gin").read_text()
+    _run_main([*start, "--gin_bindings=TinyRegressionTask.dropout = 0.3"])  # the allowed change is the new reference
 
 
 def test_main_requires_a_workdir():

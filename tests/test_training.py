@@ -3,6 +3,7 @@
 These use the tiny deterministic regression Task of tests/training_tiny_task.py: they test equality of
 trajectories and the loop's guarantees, not learning (real-music runs are in the model tests).
 """
+import glob
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from smdiff import train as train_module
 from smdiff.training import input_pipeline, sharding
-from smdiff.training.checkpointing import Checkpointer
+from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.train_state import create_train_state, make_train_step
 from training_tiny_task import (COMPILATION_CACHE_ENV, TinyRegressionTask, compilation_cache,  # noqa: F401
@@ -46,9 +47,9 @@ def test_sharded_step_equals_single_device_step():
 
 
 def test_resumed_input_pipeline_sees_the_same_batches():
-    """40 examples, batches of 6: batches 4..9 cross epoch boundaries and must match exactly."""
+    """40 examples, global batches of 6: batches 4..9 cross epoch boundaries and must match exactly."""
     def batches(start, count):
-        iterator = input_pipeline.train_batches(regression_dataset(40), 6, seed=7, shuffle_buffer=16, start_batch=start)
+        iterator = input_pipeline.train_batches(regression_dataset(40), 6, seed=7, start_step=start)
         return [next(iterator)["y"] for _ in range(count)]
 
     uninterrupted, resumed = batches(0, 10), batches(4, 6)
@@ -58,8 +59,28 @@ def test_resumed_input_pipeline_sees_the_same_batches():
     epochs = np.concatenate(uninterrupted)[:60]  # epoch 0 and half of epoch 1
     np.testing.assert_array_equal(np.sort(epochs[:40]), np.sort(regression_arrays(40)["y"]))
     assert not np.array_equal(epochs[:20], epochs[40:60])
+    assert not np.array_equal(epochs[:40], regression_arrays(40)["y"])
     # String features (song ids) cannot be device arrays and are dropped.
     assert set(next(input_pipeline.train_batches(regression_dataset(40), 6, seed=7))) == {"x", "y"}
+
+
+@pytest.mark.parametrize("process_count", [2, 3, 6])
+def test_processes_read_their_rows_of_the_same_global_batches(process_count):
+    """The order does not depend on the topology: process p of P reads rows [p*G/P, (p+1)*G/P) of the
+    one-process global batch, from any start step."""
+    def rows(step, index, count):
+        return next(input_pipeline.train_batches(regression_dataset(40), 6, seed=7, start_step=step,
+                                                 process_index=index, process_count=count))["y"]
+
+    for step in (0, 5, 13):
+        together = np.concatenate([rows(step, index, process_count) for index in range(process_count)])
+        np.testing.assert_array_equal(together, rows(step, 0, 1))
+    evaluation = [list(input_pipeline.eval_batches(regression_dataset(10), 6, 3, process_index=index,
+                                                   process_count=process_count)) for index in range(process_count)]
+    alone = list(input_pipeline.eval_batches(regression_dataset(10), 6, 3))
+    for batch, parts in zip(alone, zip(*evaluation), strict=True):
+        np.testing.assert_array_equal(batch["y"], np.concatenate([part["y"] for part in parts]))
+    np.testing.assert_array_equal(np.concatenate([batch["y"] for batch in alone])[:10], regression_arrays(10)["y"])
 
 
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
@@ -172,8 +193,10 @@ def test_bad_options_are_clear_errors(tmp_path):
         train_tiny(tmp_path, 1, ema_decay=1.0)
     with pytest.raises(ValueError, match="dataset of dicts"):
         next(input_pipeline.train_batches(regression_dataset(8).map(lambda example: example["x"]), 4, seed=0))
-    with pytest.raises(ValueError, match="slice is empty"):
+    with pytest.raises(ValueError, match="split is empty"):
         next(input_pipeline.train_batches(regression_dataset(8).take(0), 4, seed=0))
+    with pytest.raises(ValueError, match="no numeric features"):
+        next(input_pipeline.train_batches(regression_dataset(8).map(lambda e: {"id": e["song_id"]}), 4, seed=0))
 
 
 def test_staircase_schedule_with_magenta_style_floor():
@@ -237,3 +260,50 @@ def test_train_logs_mfu_with_a_peak(tmp_path):
     result = train_tiny(tmp_path, 4, peak_tflops=1.0, grad_accum_steps=2)
     assert 0 < result.train_metrics["train/mfu"] < 1
     assert result.train_metrics["train/steps_per_sec"] > 0
+
+
+def _damage_an_array_file(checkpoint_dir):
+    """Zero the second half of the checkpoint's largest array data file and cut its last quarter off."""
+    data_files = [path for path in glob.glob(os.path.join(checkpoint_dir, "state", "d", "*"))]
+    path = max(data_files, key=os.path.getsize)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as file:
+        file.seek(size // 2)
+        file.write(b"\0" * (size - size // 2))
+        file.truncate(size * 3 // 4)
+
+
+def test_a_damaged_latest_checkpoint_is_named_set_aside_and_the_run_resumes_before_it(tmp_path, caplog):
+    train_tiny(tmp_path / "damaged", 4)  # checkpoints 2 and 4
+    _damage_an_array_file(tmp_path / "damaged" / "checkpoints" / "4")
+    checkpointer = Checkpointer(str(tmp_path / "damaged" / "checkpoints"))
+    fresh = train_tiny(tmp_path / "fresh", 0).state
+    with pytest.raises(DamagedCheckpointError, match=r"checkpoint step 4 in .*damaged/checkpoints cannot be read"):
+        checkpointer.restore(fresh)
+    checkpointer.close()
+    with caplog.at_level("WARNING"):
+        resumed = train_tiny(tmp_path / "damaged", 6)
+    assert any("checkpoint step 4" in record.getMessage() and "resuming from step 2" in record.getMessage()
+               for record in caplog.records)
+    assert os.listdir(tmp_path / "damaged" / "checkpoints-set-aside") == ["4"]
+    _assert_same_state(train_tiny(tmp_path / "straight", 6).state, resumed.state)
+
+
+def test_restore_step_resumes_from_an_earlier_checkpoint(tmp_path):
+    train_tiny(tmp_path / "run", 6)  # checkpoints 2, 4, 6
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 3; the checkpoints are \[2, 4, 6\]"):
+        train_tiny(tmp_path / "run", 6, restore_step=3)
+    resumed = train_tiny(tmp_path / "run", 5, restore_step=2)
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints-set-aside")) == ["4", "6"]
+    _assert_same_state(train_tiny(tmp_path / "straight", 5).state, resumed.state)
+
+
+def test_run_paths_keep_urls_and_make_local_paths_absolute(tmp_path, monkeypatch):
+    from smdiff.training.paths import run_path
+
+    monkeypatch.chdir(tmp_path)
+    assert str(run_path("gs://bucket/run") / "checkpoints") == "gs://bucket/run/checkpoints"
+    assert str(run_path("run/a")) == str(tmp_path / "run" / "a")
+    checkpointer = Checkpointer("relative/checkpoints")  # Orbax needs an absolute local directory
+    assert checkpointer.all_steps() == [] and os.path.isdir(tmp_path / "relative" / "checkpoints")
+    checkpointer.close()

@@ -46,3 +46,29 @@ def test_wandb_writer_works_offline(tmp_path, monkeypatch):
     resumed = writers.WandbWriter(str(tmp_path), "smdiff-test")
     assert resumed.run_id == run_id
     resumed.close()
+
+
+def test_wandb_run_has_the_sweep_group_tags_and_every_binding(tmp_path, monkeypatch):
+    from smdiff.training import run_config
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config_text = "train.seed = 1\nOptimizerConfig.learning_rate = 0.0003\nmelody_vae.MelodyVAEConfig.decoder_sizes = \\\n    (32, 32)\n"
+    hparams = run_config.hparams(config_text, {"workdir": str(tmp_path), "gin_file": ["a.gin"]})
+    assert hparams == {"gin/train.seed": "1", "gin/OptimizerConfig.learning_rate": "0.0003",
+                       "gin/melody_vae.MelodyVAEConfig.decoder_sizes": "(32, 32)",
+                       "flags/workdir": str(tmp_path), "flags/gin_file": "['a.gin']"}
+    writer = writers.create_writer(str(tmp_path), wandb_project="smdiff-test", config=hparams,
+                                   group="lr-sweep", tags=("learning_rate=3e-4", "seed=1"))
+    writer.write_hparams(hparams)
+    writer.write_scalars(1, {"train/loss": 1.5})
+    writer.close()
+    (log_file,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
+    expected = (b"lr-sweep", b"learning_rate=3e-4", b"gin/OptimizerConfig.learning_rate", b"flags/workdir")
+    deadline = time.time() + 60  # wandb's service process may still be writing after finish() returns
+    while not all(part in open(log_file, "rb").read() for part in expected) and time.time() < deadline:
+        time.sleep(0.5)
+    logged = open(log_file, "rb").read()
+    assert all(part in logged for part in expected), [part for part in expected if part not in logged]
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert records[0] == {"hparams": hparams}

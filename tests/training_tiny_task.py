@@ -88,7 +88,7 @@ def train_tiny(workdir, num_train_steps: int, task: TinyRegressionTask = TinyReg
     from smdiff.training.optimizer import OptimizerConfig
 
     kwargs = dict(optimizer=OptimizerConfig(learning_rate=0.05, decay_steps=2, decay_rate=0.9, clip_norm=1.0),
-                  global_batch_size=16, num_train_steps=num_train_steps, ema_decay=0.9, seed=3, shuffle_buffer=8,
+                  global_batch_size=16, num_train_steps=num_train_steps, ema_decay=0.9, seed=3,
                   log_every_steps=2, eval_every_steps=4, num_eval_batches=2, checkpoint_every_steps=2)
     kwargs.update(options)
     return train_module.train(str(workdir), task, regression_dataset(40), regression_dataset(24), **kwargs)

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from smdiff.data import corpus, midi_files, songs, splits
+from smdiff.data.array_record import WithArrayRecordCopy
 from smdiff.data.melody import MEL_PROGRAMS, MelodyRules
 
 HOMEPAGE = "https://github.com/magenta/symbolic-music-diffusion"
@@ -113,7 +114,7 @@ midi_dir: put (or point `--manual_dir` at) a folder of .mid/.midi files; it is r
 """
 
 
-class MelodyBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+class MelodyBuilder(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder, abc.ABC):
     """Reads songs from the config's source, splits them by song and emits examples per song."""
 
     VERSION = tfds.core.Version("1.0.0")

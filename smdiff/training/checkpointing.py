@@ -3,15 +3,30 @@
 Each checkpoint is a step directory with two items: `state` (the TrainState's arrays) and `data`
 (JSON: how many training batches the input pipeline has consumed, and its seed). Saving is
 asynchronous; `wait()` blocks until the last save is on disk. Retention: the newest `max_to_keep`
-checkpoints, plus every step that is a multiple of `keep_period` (when set).
-"""
-import os
+checkpoints, plus every step that is a multiple of `keep_period` (when set). The directory may be a
+URL (gs://...; see smdiff/training/paths.py).
 
+A checkpoint that cannot be read back (a damaged array file) raises `DamagedCheckpointError` naming it;
+`set_aside` moves it out of the way (into `<directory>-set-aside/`, nothing is deleted) so that the run
+resumes from an earlier one and its next saves are not blocked by the damaged step.
+"""
 import flax.serialization
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from smdiff.training.paths import run_path
 from smdiff.training.train_state import TrainState
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint's files are there (it was committed) but its arrays cannot be read back."""
+
+    def __init__(self, directory, step: int, cause: Exception):
+        reason = str(cause).split("\n", 1)[0][:300]
+        super().__init__(f"checkpoint step {step} in {directory} cannot be read back ({type(cause).__name__}: "
+                         f"{reason})")
+        self.step = step
 
 
 class Checkpointer:
@@ -22,8 +37,9 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, keep_period=keep_period or None, create=True,
             enable_async_checkpointing=asynchronous)
+        self._directory = run_path(directory)
         self._manager = ocp.CheckpointManager(
-            os.path.abspath(directory), options=options,
+            self._directory, options=options,
             item_handlers={"state": ocp.PyTreeCheckpointHandler(), "data": ocp.JsonCheckpointHandler()})
 
     def latest_step(self) -> int | None:
@@ -42,15 +58,31 @@ class Checkpointer:
             data=ocp.args.JsonSave(data_position)), force=True)
 
     def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, int]]:
-        """Restores `step` (default: latest) with the shapes, dtypes and shardings of `like`."""
+        """Restores `step` (default: latest) with the shapes, dtypes and shardings of `like`.
+
+        Raises:
+          DamagedCheckpointError: the step's arrays cannot be read (it names the checkpoint).
+        """
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                                 flax.serialization.to_state_dict(like))
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=_restore_args(abstract), data=ocp.args.JsonRestore()))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=_restore_args(abstract), data=ocp.args.JsonRestore()))
+        except (ValueError, OSError) as error:  # TensorStore's read errors (OUT_OF_RANGE, DATA_LOSS, ...)
+            raise DamagedCheckpointError(self._manager.directory, step, error) from error
         return flax.serialization.from_state_dict(like, restored["state"]), dict(restored["data"])
+
+    def set_aside(self, step: int) -> None:
+        """Moves checkpoint `step` into `<directory>-set-aside/<step>` (process 0; all processes wait)."""
+        if jax.process_index() == 0:
+            target = self._directory.parent / f"{self._directory.name}-set-aside"
+            target.mkdir(parents=True, exist_ok=True)
+            (self._directory / str(step)).rename(target / str(step))
+        multihost_utils.sync_global_devices(f"smdiff checkpoint {step} set aside")
+        self._manager.reload()
 
     def restore_params(self, sharding: jax.sharding.Sharding, ema: bool = True, step: int | None = None):
         """Only the parameters of `step` (default: latest), placed with `sharding`: the EMA params when

@@ -1,22 +1,30 @@
-"""Training and evaluation batches from TFDS (or any finite tf.data.Dataset), one slice per process.
+"""Training and evaluation batches in an order that does not depend on the topology.
 
-The data position is simply the number of training batches consumed so far (= the train step), and
-resuming is exact: epoch e is the process's slice shuffled with a seed derived from (seed, e), so the
-order of every epoch is a pure function of the seed. A run resumed at batch n starts at epoch
-n * batch // epoch_size and skips the remainder within that epoch. Skipping costs reading at most one
-epoch of this process's slice (no buffers are checkpointed, and nothing needs to fit in memory beyond
-the shuffle buffer).
+The examples of a split are read by random access (TFDS's ArrayRecord data source, or a small
+in-memory dataset) through grain. The training order is a global sequence: epoch e is a permutation of
+the whole split drawn from (seed, e) by grain's index shuffle, epochs follow each other, and global
+batch b is positions [b * G, (b + 1) * G) of that sequence (G = global batch size). Process p of P
+reads only its rows [p * G/P, (p + 1) * G/P) of every global batch, which is the slice of the global
+batch that `jax.make_array_from_process_local_data` puts on its devices. So the same seed gives the
+same global batches on 1 process with 8 devices and on 4 processes with 2 each, and the data position
+is one topology-free number, the global batches consumed (= the train step): a run resumed at step n
+on any number of processes reads exactly what an uninterrupted run would have, with nothing to skip.
 """
 import dataclasses
 import importlib
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
+import grain
 import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 NumpyBatch = dict[str, np.ndarray]
+Example = dict[str, Any]
+
+# Reading threads and batches read ahead per process (small: the examples are small).
+_READ_OPTIONS = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,15 +41,31 @@ class TfdsSource:
     split: str = "train"
     data_dir: str | None = None
 
+    def random_access(self) -> Sequence[Example]:
+        """The whole split as a random-access sequence of examples (TFDS ArrayRecord data source)."""
+        from smdiff.data.array_record import has_array_record
+
+        builder = self._builder()
+        if not has_array_record(tfds.builder_from_directory(builder.data_dir)):
+            raise FileNotFoundError(
+                f"{self.name} in {builder.data_dir} has no ArrayRecord copy, which training reads (random "
+                f"access for a topology-independent order); smdiff's builders write one since this was "
+                f"built. Add it in place: python -c \"import tensorflow_datasets as tfds, tfds_builders; "
+                f"from smdiff.data.array_record import add_array_record_copy; add_array_record_copy("
+                f"tfds.builder('{self.name}', data_dir='{self.data_dir}'))\"")
+        return builder.as_data_source(split=self.split, file_format=tfds.core.FileFormat.ARRAY_RECORD)
+
     def load_process_slice(self) -> tf.data.Dataset:
-        """This process's even share of the split (`tfds.split_for_jax_process`), in file order."""
-        _register_smdiff_builder(self.name.split("/")[0])
-        builder = tfds.builder(self.name, data_dir=self.data_dir)
+        """This process's even share of the split (`tfds.split_for_jax_process`), in file order, as
+        tf.data (for jobs that stream a split once rather than train on it)."""
         split = tfds.split_for_jax_process(self.split)
-        # No TFDS auto-cache: evaluation reads a prefix of the split, which would throw a half-built
-        # in-memory cache away (with a warning) at every evaluation; the OS page cache serves re-reads.
-        return builder.as_dataset(split=split, shuffle_files=False,
-                                  read_config=tfds.ReadConfig(try_autocache=False))
+        # No TFDS auto-cache: a prefix read would build and throw away a half in-memory cache each time.
+        return self._builder().as_dataset(split=split, shuffle_files=False,
+                                          read_config=tfds.ReadConfig(try_autocache=False))
+
+    def _builder(self) -> tfds.core.DatasetBuilder:
+        _register_smdiff_builder(self.name.split("/")[0])
+        return tfds.builder(self.name, data_dir=self.data_dir)
 
 
 def _register_smdiff_builder(dataset_name: str) -> None:
@@ -57,64 +81,82 @@ def _register_smdiff_builder(dataset_name: str) -> None:
 DataSource = TfdsSource | tf.data.Dataset
 
 
-def process_slice(source: DataSource) -> tf.data.Dataset:
-    """This process's examples, numeric features only (string features such as `song_id` are dropped,
-    since they cannot become device arrays)."""
+def random_access(source: DataSource | Sequence[Example]) -> Sequence[Example]:
+    """The source's examples by index: a TFDS data source, or a finite tf.data.Dataset read into memory
+    (for small in-memory data such as tests'); an already random-access sequence is returned as it is."""
     if isinstance(source, TfdsSource):
-        dataset = source.load_process_slice()
+        examples = source.random_access()
+    elif not isinstance(source, tf.data.Dataset):
+        examples = source
     else:
-        dataset = source.shard(jax.process_count(), jax.process_index())
-    if not isinstance(dataset.element_spec, dict):
-        raise ValueError(f"training data must be a dataset of dicts (feature name -> tensor), got elements "
-                         f"{dataset.element_spec}")
-    numeric = [name for name, spec in dataset.element_spec.items() if spec.dtype != tf.string]
+        if not isinstance(source.element_spec, dict):
+            raise ValueError(f"training data must be a dataset of dicts (feature name -> tensor), got "
+                             f"elements {source.element_spec}")
+        if int(source.cardinality()) == tf.data.INFINITE_CARDINALITY:
+            raise ValueError("the dataset is infinite: give the finite split, the pipeline repeats it itself")
+        examples = list(source.as_numpy_iterator())
+    if len(examples) == 0:
+        raise ValueError(f"{source}: the split is empty")
+    return examples
+
+
+def numeric_features(example: Example) -> dict[str, np.ndarray]:
+    """The example without its string features (such as `song_id`), which cannot become device arrays."""
+    if not isinstance(example, dict):
+        raise ValueError(f"training data must be examples of dicts (feature name -> array), got {type(example)}")
+    numeric = {name: np.asarray(value) for name, value in example.items()
+               if not isinstance(value, (bytes, str)) and np.asarray(value).dtype.kind not in "SUO"}
     if not numeric:
-        raise ValueError(f"dataset {source} has no numeric features to train on: {dataset.element_spec}")
-    return dataset.map(lambda example: {name: example[name] for name in numeric})
+        raise ValueError(f"the examples have no numeric features to train on: {sorted(example)}")
+    return numeric
 
 
-def count_examples(dataset: tf.data.Dataset) -> int:
-    """Known cardinality, or one counting pass when tf.data cannot tell (e.g. after a filter)."""
-    size = int(dataset.cardinality())
-    if size == tf.data.INFINITE_CARDINALITY:
-        raise ValueError("the dataset is infinite: give the finite split, the pipeline repeats it itself")
-    if size == tf.data.UNKNOWN_CARDINALITY:
-        size = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
-    return size
+def process_rows(global_batch_size: int, process_index: int | None = None,
+                 process_count: int | None = None) -> tuple[int, int]:
+    """(this process's index, its rows per global batch); errors if the batch does not split evenly."""
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    if global_batch_size % process_count:
+        raise ValueError(f"global batch {global_batch_size} does not split over {process_count} processes")
+    return process_index, global_batch_size // process_count
 
 
-def train_batches(source: DataSource, batch_size: int, seed: int, shuffle_buffer: int = 10_000,
-                  start_batch: int = 0) -> Iterator[NumpyBatch]:
-    """Endless batches [batch_size, ...] of this process's slice, starting at batch `start_batch`.
+def _process_batches(examples: grain.MapDataset, global_batch_size: int, process_index: int | None,
+                     process_count: int | None) -> grain.MapDataset:
+    """Global batch b of `examples` -> this process's rows of it, as batch b of the result."""
+    index, rows = process_rows(global_batch_size, process_index, process_count)
+    count = global_batch_size // rows
+    # Consecutive groups of `rows` examples; global batch b is groups b*count .. b*count + count - 1.
+    return examples.map(numeric_features).batch(rows, drop_remainder=True)[index::count]
+
+
+def train_batches(source: DataSource | Sequence[Example], global_batch_size: int, seed: int, start_step: int = 0, *,
+                  shuffle: bool = True, process_index: int | None = None,
+                  process_count: int | None = None) -> Iterator[NumpyBatch]:
+    """Endless batches [global_batch_size / process_count, ...]: this process's rows of global batches
+    start_step, start_step + 1, ...
 
     Args:
-      source: the split to read.
-      batch_size: examples per batch for THIS process (global batch / process count).
-      seed: fixes every epoch's order.
-      shuffle_buffer: tf.data shuffle buffer (0 = no shuffling; >= epoch size = a full shuffle).
-      start_batch: batches already consumed (the checkpointed data position).
+      source: the split to read (or its `random_access` sequence, opened once).
+      global_batch_size: examples per step over all processes.
+      seed: fixes every epoch's permutation.
+      start_step: global batches already consumed (the checkpointed data position).
+      shuffle: False reads the split in order, epoch after epoch.
+      process_index, process_count: default to jax's (given explicitly to check topology independence
+        in one process).
     """
-    dataset = process_slice(source)
-    epoch_size = count_examples(dataset)
-    if epoch_size == 0:
-        raise ValueError(f"{source}: this process's slice is empty (process {jax.process_index()})")
-    first_epoch, offset = divmod(start_batch * batch_size, epoch_size)
-
-    def epoch(index):
-        if shuffle_buffer == 0:
-            return dataset
-        epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + index
-        return dataset.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-
-    batches = (tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(offset)
-               .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
-    return batches.as_numpy_iterator()
+    examples = grain.MapDataset.source(random_access(source))
+    if shuffle:
+        examples = examples.seed(seed).shuffle()
+    # repeat() reseeds the shuffle each epoch: epoch e's permutation is a function of (seed, e) alone.
+    batches = _process_batches(examples.repeat(), global_batch_size, process_index, process_count)
+    return iter(batches[start_step:].to_iter_dataset(_READ_OPTIONS))
 
 
-def eval_batches(source: DataSource, batch_size: int, num_batches: int) -> Iterator[NumpyBatch]:
-    """The same `num_batches` batches [batch_size, ...] on every call: the slice in order, repeated if short."""
-    dataset = process_slice(source)
-    if count_examples(dataset) == 0:
-        raise ValueError(f"{source}: this process's evaluation slice is empty (process {jax.process_index()})")
-    batches = dataset.repeat().batch(batch_size, drop_remainder=True).take(num_batches)
-    return batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+def eval_batches(source: DataSource | Sequence[Example], global_batch_size: int, num_batches: int, *,
+                 process_index: int | None = None, process_count: int | None = None) -> Iterator[NumpyBatch]:
+    """This process's rows of the same `num_batches` global batches on every call: the split in order,
+    repeated if short."""
+    examples = grain.MapDataset.source(random_access(source)).repeat()
+    batches = _process_batches(examples, global_batch_size, process_index, process_count)
+    return iter(batches[:num_batches].to_iter_dataset(_READ_OPTIONS))

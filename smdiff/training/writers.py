@@ -1,15 +1,23 @@
 """Metric writers: logging + TensorBoard + JSON lines in the workdir, and W&B on request (process 0 only).
 
-All are clu `MetricWriter`s combined in one `MultiWriter`, so the loop writes each value once.
+All are clu `MetricWriter`s combined in one `MultiWriter`, so the loop writes each value once. The
+workdir may be a URL (gs://...): its files go through etils.epath like checkpoints do. TensorBoard's
+own writer would reach a bucket through TensorFlow's filesystem instead, so for a URL workdir its event
+files are written to a local folder and copied to `<workdir>/tensorboard` at every flush.
 """
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 from clu import metric_writers
+from etils import epath
+
+from smdiff.training.paths import is_url, run_path
 
 
 class JsonLinesWriter(metric_writers.MetricWriter):
@@ -20,10 +28,19 @@ class JsonLinesWriter(metric_writers.MetricWriter):
     """
 
     def __init__(self, path: str):
-        self._file = open(path, "a", encoding="utf-8")
+        self._path = run_path(path)
+        if is_url(path):  # object stores cannot append: keep the text, rewrite it whole at each flush
+            self._file = None
+            self._text = self._path.read_text() if self._path.exists() else ""
+        else:
+            self._file = self._path.open("a", encoding="utf-8")
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        if self._file is None:
+            self._text += line
+        else:
+            self._file.write(line)
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]):
         self._write({"step": int(step), **{name: float(np.asarray(v)) for name, v in scalars.items()}})
@@ -50,10 +67,59 @@ class JsonLinesWriter(metric_writers.MetricWriter):
         pass  # see class docstring
 
     def flush(self):
-        self._file.flush()
+        if self._file is None:
+            self._path.write_text(self._text)
+        else:
+            self._file.flush()
 
     def close(self):
-        self._file.close()
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+
+
+class MirroredSummaryWriter(metric_writers.MetricWriter):
+    """TensorBoard events written to a local folder and copied to `target` (a URL) at every flush."""
+
+    def __init__(self, target: str):
+        self._target = run_path(target)
+        self._local = tempfile.mkdtemp(prefix="smdiff-tensorboard-")
+        self._writer = metric_writers.SummaryWriter(self._local)
+
+    def write_scalars(self, step, scalars):
+        self._writer.write_scalars(step, scalars)
+
+    def write_images(self, step, images):
+        self._writer.write_images(step, images)
+
+    def write_videos(self, step, videos):
+        self._writer.write_videos(step, videos)
+
+    def write_audios(self, step, audios, *, sample_rate):
+        self._writer.write_audios(step, audios, sample_rate=sample_rate)
+
+    def write_texts(self, step, texts):
+        self._writer.write_texts(step, texts)
+
+    def write_histograms(self, step, arrays, num_buckets=None):
+        self._writer.write_histograms(step, arrays, num_buckets)
+
+    def write_hparams(self, hparams):
+        self._writer.write_hparams(hparams)
+
+    def write_summaries(self, step, values, metadata=None):
+        self._writer.write_summaries(step, values, metadata)
+
+    def flush(self):
+        self._writer.flush()
+        self._target.mkdir(parents=True, exist_ok=True)
+        for name in os.listdir(self._local):
+            (self._target / name).write_bytes(epath.Path(self._local, name).read_bytes())
+
+    def close(self):
+        self._writer.close()
+        self.flush()
+        shutil.rmtree(self._local, ignore_errors=True)
 
 
 def _json_value(value: Any) -> Any:
@@ -66,21 +132,23 @@ class WandbWriter(metric_writers.MetricWriter):
     The run id is kept in `<workdir>/wandb_run_id`, so a resumed training run continues the same W&B run.
     """
 
-    def __init__(self, workdir: str, project: str, name: str | None = None, config: Mapping[str, Any] | None = None):
+    def __init__(self, workdir: str, project: str, name: str | None = None, config: Mapping[str, Any] | None = None,
+                 group: str | None = None, tags: tuple[str, ...] = ()):
         import wandb  # only runs that ask for W&B import it
 
         self._wandb = wandb
-        id_path = os.path.join(workdir, "wandb_run_id")
-        if os.path.exists(id_path):
-            with open(id_path, encoding="utf-8") as file:
-                run_id = file.read().strip()
+        id_path = run_path(workdir) / "wandb_run_id"
+        if id_path.exists():
+            run_id = id_path.read_text().strip()
         else:
             run_id = uuid.uuid4().hex[:12]  # W&B ids: lower-case letters and digits
-            with open(id_path, "w", encoding="utf-8") as file:
-                file.write(run_id)
+            id_path.write_text(run_id)
         self.run_id = run_id
-        self._run = wandb.init(project=project, name=name or os.path.basename(os.path.abspath(workdir)),
-                               dir=workdir, id=run_id, config=dict(config or {}), resume="allow")
+        # W&B keeps its own files in a local folder (it uploads them itself).
+        local_dir = tempfile.mkdtemp(prefix="smdiff-wandb-") if is_url(workdir) else workdir
+        self._run = wandb.init(project=project, name=name or run_path(workdir).name,
+                               dir=local_dir, id=run_id, config=dict(config or {}), resume="allow",
+                               group=group, tags=list(tags) or None)
 
     def write_scalars(self, step, scalars):
         self._run.log({name: float(np.asarray(v)) for name, v in scalars.items()}, step=int(step))
@@ -119,14 +187,17 @@ class WandbWriter(metric_writers.MetricWriter):
         self._run.finish()
 
 
-def create_writer(workdir: str, wandb_project: str | None = None,
-                  config: Mapping[str, Any] | None = None) -> metric_writers.MetricWriter:
+def create_writer(workdir: str, wandb_project: str | None = None, config: Mapping[str, Any] | None = None,
+                  group: str | None = None, tags: tuple[str, ...] = ()) -> metric_writers.MetricWriter:
     """Process 0: logging, TensorBoard (`<workdir>/tensorboard`), `<workdir>/metrics.jsonl` and, when
-    `wandb_project` is set, W&B. Other processes only log."""
+    `wandb_project` is set, W&B (its run config = `config`, in W&B group `group` with `tags`, e.g. a
+    sweep and its point's bindings). Other processes only log."""
     writers: list[metric_writers.MetricWriter] = [metric_writers.LoggingWriter()]
     if jax.process_index() == 0:
-        writers.append(metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard")))
-        writers.append(JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")))
+        tensorboard = str(run_path(workdir) / "tensorboard")
+        writers.append(MirroredSummaryWriter(tensorboard) if is_url(workdir)
+                       else metric_writers.SummaryWriter(tensorboard))
+        writers.append(JsonLinesWriter(str(run_path(workdir) / "metrics.jsonl")))
         if wandb_project:
-            writers.append(WandbWriter(workdir, wandb_project, config=config))
+            writers.append(WandbWriter(workdir, wandb_project, config=config, group=group, tags=tags))
     return metric_writers.MultiWriter(writers)

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from smdiff.data import latents
+from smdiff.data.array_record import WithArrayRecordCopy
 from smdiff.models.melody_vae import MelodyVAE
 
 HOMEPAGE = "https://github.com/magenta/symbolic-music-diffusion"
@@ -70,7 +71,7 @@ LMD_FULL = LatentsConfig(
 )
 
 
-class MelodyLatents(tfds.core.GeneratorBasedBuilder):
+class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
     """Scaled VAE latents of melody windows, with the scaling in the metadata."""
 
     VERSION = tfds.core.Version("1.0.0")

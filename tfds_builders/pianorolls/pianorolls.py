@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from smdiff.data import chorales, midi_files, midi_pieces
+from smdiff.data.array_record import WithArrayRecordCopy
 from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
 
 
@@ -51,7 +52,7 @@ def _configs() -> list[PianorollConfig]:
     ]
 
 
-class Pianorolls(tfds.core.GeneratorBasedBuilder):
+class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
     """Binary piano-roll segments with voice tracks, splits by piece, transposed copies on train."""
 
     VERSION = tfds.core.Version("1.0.0")
