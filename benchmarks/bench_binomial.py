@@ -1,7 +1,7 @@
 """Binomial diffusion on piano rolls: training steps/s and sampling time per segment.
 
     python -m benchmarks.bench_binomial --configs=cpu,paper --train_steps=3 [--data_dir=data/tfds]
-    python -m benchmarks.bench_binomial --eval_dir=<output_dir of smdiff.evaluation.pianoroll_eval> --configs=
+    python -m benchmarks.bench_binomial --eval_dir=<output_dir of smdiff.pianoroll_eval> --configs=
 
 Trains on real chorale segments (the built `pianorolls/bach_chorales` dataset, [64, 56] rolls at 4 steps
 per quarter) with the training core's step, and samples 100 reverse steps with both samplers. Appends a
@@ -93,7 +93,7 @@ def quality_rows(eval_dir: str) -> tuple[list[str], str]:
     """The evaluation's scores as one markdown table, and the list of scores the model loses."""
     import json
 
-    from smdiff.evaluation.pianoroll_eval import losses_to_baseline
+    from smdiff.pianoroll_eval import losses_to_baseline
 
     with open(os.path.join(eval_dir, "metrics.json")) as f:
         results = json.load(f)

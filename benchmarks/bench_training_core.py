@@ -1,4 +1,4 @@
-"""Overhead of the training loop: `smdiff.train.train` against the bare jitted step it runs.
+"""Overhead of the training loop: `smdiff.training.loop.train` against the bare jitted step it runs.
 
   .venv/bin/python -m benchmarks.bench_training_core [--model_gin=gin/models/melody_vae_tiny.gin]
       [--batch_size=64] [--steps=200] [--repeats=3] [--data_dir=DIR] [--no_append]
@@ -72,7 +72,7 @@ def bare_steps_per_sec(task, source, batch_size: int, steps: int, optimizer) -> 
 
 
 def loop_steps_per_sec(task, source, batch_size: int, steps: int, optimizer, workdir: str) -> float:
-    from smdiff import train as train_module
+    from smdiff.training import loop as train_module
 
     result = train_module.train(workdir, task, source, None, optimizer=optimizer, global_batch_size=batch_size,
                                 num_train_steps=steps + 1, log_every_steps=steps + 1,

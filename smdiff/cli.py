@@ -13,14 +13,14 @@ from smdiff import flag_defs
 # job name -> module with an absl-style `main(argv)`.
 JOBS = {
     "build": "smdiff.build",
-    "stats": "smdiff.data.stats",
-    "train": "smdiff.train",
+    "stats": "smdiff.stats",
+    "train": "smdiff.training.loop",
     "convert-magenta": "smdiff.models.magenta_checkpoint",
-    "vae-report": "smdiff.evaluation.vae_report",
-    "pianoroll-eval": "smdiff.evaluation.pianoroll_eval",
+    "vae-report": "smdiff.vae_report",
+    "pianoroll-eval": "smdiff.pianoroll_eval",
     "sample": "smdiff.sample",
     "evaluate": "smdiff.evaluate",
-    "reverse-process": "smdiff.evaluation.reverse_process",
+    "reverse-process": "smdiff.reverse_process",
     "demo": "smdiff.demo",
 }
 

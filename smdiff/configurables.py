@@ -6,10 +6,10 @@ section below registers one part of smdiff under a gin module name, so gin files
 """
 import gin
 
-# --- training core (smdiff/training, smdiff/train.py) -------------------------------------------------
+# --- training core (smdiff/training, smdiff/training/loop.py) -------------------------------------------------
 # Gin files bind `train.task = @SomeTask()`, `train.train_data = @train/TfdsSource()`,
 # `train.optimizer = @OptimizerConfig()` and the run options of `train` (see gin/runs/).
-from smdiff import train as _train_module
+from smdiff.training import loop as _train_module
 from smdiff.training import input_pipeline as _input_pipeline
 from smdiff.training import optimizer as _optimizer
 

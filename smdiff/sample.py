@@ -16,7 +16,7 @@ split of the latent dataset, window i % (test size) for sample i.
 
 Output: `<output_dir>/<task>-00003-of-00008/` chunks, each holding `samples.npz` (`latents` [n, k, d] in the
 priors' space, `events` [n, k * 32], `sample_index` [n], `known_index` [n] for conditional tasks) and
-`midi/<sample_index>.mid`, plus a DONE.json marker (see smdiff/sampling/chunks.py). Every chunk's
+`midi/<sample_index>.mid`, plus a DONE.json marker (see smdiff/sampling/shards.py). Every chunk's
 randomness is derived from (--seed, chunk index), so a chunk is the same whichever shard makes it; a re-run
 skips finished chunks and redoes a half-written one. Shards default to the process index and count.
 """
@@ -36,9 +36,9 @@ from tqdm import tqdm
 
 from smdiff import flag_defs
 from smdiff.data import melody
-from smdiff.data.latents import LatentScaling
+from smdiff.codec.latent_codec import LatentScaling
 from smdiff.generators import base
-from smdiff.sampling import chunks
+from smdiff.sampling import shards
 from smdiff.sampling.decode import LatentDecoder
 
 GENERATORS = ("diffusion", "mdn", "interpolation", "prior")
@@ -110,8 +110,8 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
         raise ValueError(f"task {spec.task!r} needs real latents to condition on (known_pool)")
     shard_id = jax.process_index() if shard_id is None else shard_id
     num_shards = jax.process_count() if num_shards is None else num_shards
-    mine = chunks.shard_chunks(chunks.plan_chunks(spec.num_samples, spec.chunk_size), shard_id, num_shards)
-    todo = [chunk for chunk in mine if not chunks.is_complete(output_dir, spec.task, chunk)]
+    mine = shards.shard_chunks(shards.plan_chunks(spec.num_samples, spec.chunk_size), shard_id, num_shards)
+    todo = [chunk for chunk in mine if not shards.is_complete(output_dir, spec.task, chunk)]
     logging.info("shard %d/%d: %d of its %d chunks to make in %s", shard_id, num_shards, len(todo), len(mine),
                  output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -139,17 +139,17 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
                     melody.note_sequence_to_midi_file(ns, os.path.join(folder, "midi", f"{index:06d}.mid"))
             return {"seconds": round(seconds, 3), "samples_per_second": round(chunk.size / seconds, 2)}
 
-        chunks.write_chunk(output_dir, spec.task, chunk, write_files,
+        shards.write_chunk(output_dir, spec.task, chunk, write_files,
                            {**(metadata or {}), **dataclasses.asdict(spec)})
         progress.update(chunk.size)
         progress.set_postfix(samples_per_s=f"{chunk.size / seconds:.1f}")
     progress.close()
-    return chunks.completed_chunks(output_dir, spec.task)
+    return shards.completed_chunks(output_dir, spec.task)
 
 
 def load_samples(output_dir: str, task: str) -> dict[str, np.ndarray]:
     """The arrays of every completed chunk of `task` in `output_dir`, concatenated in sample order."""
-    folders = chunks.completed_chunks(output_dir, task)
+    folders = shards.completed_chunks(output_dir, task)
     if not folders:
         raise FileNotFoundError(f"no completed {task!r} chunks in {output_dir}")
     parts = [np.load(os.path.join(folder, "samples.npz")) for folder in folders]
@@ -160,10 +160,10 @@ def load_samples(output_dir: str, task: str) -> dict[str, np.ndarray]:
 
 def load_spec(output_dir: str, task: str) -> SamplingSpec:
     """The SamplingSpec a finished run of `task` in `output_dir` was made with (from its first marker)."""
-    folders = chunks.completed_chunks(output_dir, task)
+    folders = shards.completed_chunks(output_dir, task)
     if not folders:
         raise FileNotFoundError(f"no completed {task!r} chunks in {output_dir}")
-    with open(os.path.join(folders[0], chunks.DONE_MARKER)) as f:
+    with open(os.path.join(folders[0], shards.DONE_MARKER)) as f:
         marker = json.load(f)
     return SamplingSpec(**{field.name: marker[field.name] for field in dataclasses.fields(SamplingSpec)})
 
@@ -180,7 +180,7 @@ def build_generator(name: str, prior_workdir: str | None, scaling: LatentScaling
                                                sampler=sampler, num_steps=num_steps, eta=eta)
     if name == "mdn":
         from smdiff.generators.mdn import MDNGenerator
-        from smdiff.train import load_trained
+        from smdiff.training.loop import load_trained
 
         task, params = load_trained(_required(prior_workdir, name), ema=ema)
         return MDNGenerator(task.model, params, sequence_length=sequence_length, temperature=temperature)
@@ -202,7 +202,7 @@ def _required(prior_workdir: str | None, generator: str) -> str:
 
 
 def load_vae_decoder(vae_workdir: str, scaling: LatentScaling) -> LatentDecoder:
-    from smdiff.train import load_trained
+    from smdiff.training.loop import load_trained
 
     task, params = load_trained(vae_workdir, ema=True)
     return LatentDecoder(task.model, params, scaling)

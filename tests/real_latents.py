@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 
-from smdiff.data import corpus, latents, songs
+from smdiff.codec import latent_codec
+from smdiff.data import corpus, songs
 from smdiff.data.chunks import song_windows
 from smdiff.data.melody import MelodyRules
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
@@ -47,13 +48,13 @@ def scaled_corpus_latents(num_tunes: int = 60, num_train_tunes: int = 50) -> dic
     """{'train', 'validation'}: float32 [n, K, 5] posterior means of real windows under `small_vae`, scaled
     with the train split's statistics (melody_latents' recipe; dims 5-7 are the collapsed ones)."""
     windows = corpus_windows(num_tunes, num_train_tunes)
-    encoder = latents.WindowEncoder(*small_vae())
+    encoder = latent_codec.WindowEncoder(*small_vae())
     encoded = {}
     for split, split_windows in windows.items():
-        batches = list(latents.encode_windows(encoder, split_windows, batch_size=256, skipped={}))
+        batches = list(latent_codec.encode_windows(encoder, split_windows, batch_size=256, skipped={}))
         encoded[split] = {name: np.concatenate([getattr(b, name) for b in batches])
                           for name in ("mu", "sigma", "chunk_seed")}
-    statistics = latents.TrainStatistics(encoder.z_size)
+    statistics = latent_codec.TrainStatistics(encoder.z_size)
     statistics.update(encoded["train"]["sigma"], encoded["train"]["mu"], encoded["train"]["chunk_seed"])
     scaling = statistics.scaling()
     return {split: np.asarray(scaling.to_model(jnp.asarray(e["mu"])), np.float32) for split, e in encoded.items()}

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from smdiff.data.latents import LatentScaling
+from smdiff.codec.latent_codec import LatentScaling
 from smdiff.generators import base
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator, gap_endpoints, slerp
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from real_latents import K, latents_dataset, scaled_corpus_latents
-from smdiff import train as train_module
+from smdiff.training import loop as train_module
 from smdiff.generators.base import paper_infill_mask, prefix_mask
 from smdiff.generators.diffusion import DiffusionGenerator
 from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from smdiff.data import latents
+from smdiff.codec import latent_codec
 from real_latents import K, corpus_windows, small_vae
 
 
@@ -25,11 +25,11 @@ def vae():
 
 @pytest.fixture(scope="module")
 def encoded(windows_by_split, vae):
-    encoder = latents.WindowEncoder(*vae, seed=0)
+    encoder = latent_codec.WindowEncoder(*vae, seed=0)
     out = {}
     for split, windows in windows_by_split.items():
         skipped = {}
-        batches = list(latents.encode_windows(encoder, windows, batch_size=64, skipped=skipped))
+        batches = list(latent_codec.encode_windows(encoder, windows, batch_size=64, skipped=skipped))
         out[split] = {name: np.concatenate([getattr(b, name) for b in batches])
                       for name in ("mu", "sigma", "z", "chunk_seed")}
         assert skipped == {"windows_with_all_rest_chunk": 0}
@@ -42,18 +42,18 @@ def direct_encode(vae, events):
     return np.asarray(mu).reshape(len(events), K, -1), np.asarray(sigma).reshape(len(events), K, -1)
 
 
-def train_scaling(encoded_train) -> latents.LatentScaling:
-    statistics = latents.TrainStatistics(8)
+def train_scaling(encoded_train) -> latent_codec.LatentScaling:
+    statistics = latent_codec.TrainStatistics(8)
     statistics.update(encoded_train["sigma"], encoded_train["z"], encoded_train["chunk_seed"])
     return statistics.scaling(0.98)
 
 
 def test_sharded_encoding_matches_the_model_and_z_is_seeded_by_the_chunk(windows_by_split, vae):
     assert len(jax.devices()) == 8
-    encoder = latents.WindowEncoder(*vae, seed=0)
+    encoder = latent_codec.WindowEncoder(*vae, seed=0)
     windows = windows_by_split["train"][:13]  # not a multiple of 8: padded, then trimmed
     events = np.stack([w["events"] for w in windows])
-    seeds = np.stack([latents.chunk_seeds(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in windows])
+    seeds = np.stack([latent_codec.chunk_seeds(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in windows])
     assert seeds.shape == (13, K) and seeds.dtype == np.uint64
     mu, sigma, z = encoder(events, seeds)
     expected_mu, expected_sigma = direct_encode(vae, events)
@@ -93,7 +93,7 @@ def test_active_dims_are_those_with_mean_sigma_over_distinct_train_chunks_below_
     params = {**params, "encoder": {**params["encoder"], "sigma": {
         **params["encoder"]["sigma"], "kernel": params["encoder"]["sigma"]["kernel"] * 1000.0}}}
     train = windows_by_split["train"]
-    batches = list(latents.encode_windows(latents.WindowEncoder(model, params), train, 64, {}))
+    batches = list(latent_codec.encode_windows(latent_codec.WindowEncoder(model, params), train, 64, {}))
     # Each distinct chunk of the train melodies once (song, index in its melody, events), as the released
     # code averages sigma over the chunks it encoded once per song.
     distinct = {}
@@ -107,7 +107,7 @@ def test_active_dims_are_those_with_mean_sigma_over_distinct_train_chunks_below_
     # Melodies are short, so their first and last chunks sit in fewer windows: the two means differ.
     assert np.abs(per_chunk - per_window).max() > 5e-3
 
-    statistics = latents.TrainStatistics(8)
+    statistics = latent_codec.TrainStatistics(8)
     for batch in batches:  # streamed: a chunk seen in an earlier batch does not count again
         statistics.update(batch.sigma, batch.z, batch.chunk_seed)
     assert statistics.count == len(distinct) < K * len(train)
@@ -121,7 +121,7 @@ def test_active_dims_are_those_with_mean_sigma_over_distinct_train_chunks_below_
     active = np.concatenate([batch.z for batch in batches])[..., :5]
     assert (scaling.minimum, scaling.maximum) == (float(active.min()), float(active.max()))
     with pytest.raises(ValueError, match="no latent dim"):
-        latents.select_active_dims(statistics.mean_sigma, threshold=0.01)
+        latent_codec.select_active_dims(statistics.mean_sigma, threshold=0.01)
 
 
 def test_train_statistics_scale_every_split(encoded):
@@ -159,7 +159,7 @@ def test_windows_with_an_all_rest_chunk_are_dropped_and_counted(windows_by_split
     with_rest = dict(real[1], events=real[1]["events"].copy())
     with_rest["events"][2] = 0  # chunk 2: NO_EVENT throughout, no onset
     skipped = {}
-    batches = list(latents.encode_windows(encoder, [real[0], with_rest, real[2]], batch_size=2, skipped=skipped))
+    batches = list(latent_codec.encode_windows(encoder, [real[0], with_rest, real[2]], batch_size=2, skipped=skipped))
     assert skipped == {"windows_with_all_rest_chunk": 1}
     assert [b.start_chunk.tolist() for b in batches] == [[real[0]["start_chunk"], real[2]["start_chunk"]]]
 
@@ -168,17 +168,17 @@ def test_scaling_saves_and_loads_from_a_file_or_a_dataset_dir(tmp_path, encoded)
     _, out = encoded
     scaling = train_scaling(out["train"])
     scaling.save(str(tmp_path / "scaling.json"))
-    assert latents.LatentScaling.load(str(tmp_path / "scaling.json")) == scaling
+    assert latent_codec.LatentScaling.load(str(tmp_path / "scaling.json")) == scaling
     dataset_dir = tmp_path / "melody_latents" / "embedded" / "1.0.0"
     dataset_dir.mkdir(parents=True)
     (dataset_dir / "metadata.json").write_text(json.dumps({"scaling": scaling.to_dict(), "tally": {}}))
-    assert latents.LatentScaling.load(str(dataset_dir)) == scaling
+    assert latent_codec.LatentScaling.load(str(dataset_dir)) == scaling
     with pytest.raises(FileNotFoundError, match="metadata.json"):
-        latents.LatentScaling.load(str(tmp_path))
+        latent_codec.LatentScaling.load(str(tmp_path))
     with pytest.raises(ValueError, match="maximum > minimum"):
-        latents.LatentScaling((0, 1), 1.0, 1.0, 8)
+        latent_codec.LatentScaling((0, 1), 1.0, 1.0, 8)
     with pytest.raises(ValueError, match="ascending"):
-        latents.LatentScaling((3, 9), -1.0, 1.0, 8)
+        latent_codec.LatentScaling((3, 9), -1.0, 1.0, 8)
 
 
 @pytest.mark.slow
@@ -192,7 +192,7 @@ def test_melody_latents_builder_end_to_end(tmp_path):
     import tensorflow_datasets as tfds
 
     from smdiff import configurables
-    from smdiff import train as train_module
+    from smdiff.training import loop as train_module
     from tfds_builders import melody_common
     from tfds_builders.melody_latents import melody_latents
     from tfds_builders.melody_windows import MelodyWindows
@@ -217,7 +217,7 @@ def test_melody_latents_builder_end_to_end(tmp_path):
                                  windows="melody_windows/embedded_slice", batch_size=64)
     builder = melody_latents.MelodyLatents(config=config, data_dir=data_dir, vae_workdir=str(workdir))
     builder.download_and_prepare()
-    scaling = latents.LatentScaling.load(builder.data_dir)
+    scaling = latent_codec.LatentScaling.load(builder.data_dir)
     mean_sigma = np.asarray(builder.info.metadata["mean_sigma"])
     assert scaling.z_size == 8 and scaling.active_dims == tuple(np.flatnonzero(mean_sigma < 0.98))
     assert builder.info.metadata["vae_step"] == 2

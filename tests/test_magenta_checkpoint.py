@@ -207,7 +207,7 @@ def test_shape_mismatch_is_a_clear_error():
 
 
 def test_converted_workdir_loads_like_a_trained_one(magenta_checkpoint_path, tmp_path):
-    from smdiff.train import load_trained
+    from smdiff.training.loop import load_trained
 
     prefix, variables = magenta_checkpoint_path
     workdir = str(tmp_path / "converted")

@@ -1,4 +1,4 @@
-"""A short real training run of the tiny melody VAE through `smdiff.train.train`, and its report.
+"""A short real training run of the tiny melody VAE through `smdiff.training.loop.train`, and its report.
 
 Real 2-bar chunks of music21 folk tunes (train: the first tunes, validation: later ones). The run is
 short, so the test asks what a short run must show: the loss falls and the report is consistent.
@@ -15,8 +15,8 @@ import tensorflow as tf
 from note_seq import midi_io
 
 from smdiff import configurables  # noqa: F401  (registers the melody VAE with gin)
-from smdiff import train as train_module
-from smdiff.evaluation import vae_report
+from smdiff.training import loop as train_module
+from smdiff import vae_report
 from smdiff.training.optimizer import OptimizerConfig
 from test_melody_vae import real_chunks
 

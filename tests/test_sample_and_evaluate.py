@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from smdiff import evaluate, sample
-from smdiff.data import latents
+from smdiff.codec import latent_codec
 from smdiff.data.chunks import all_rest
 from smdiff.generators import base
 from smdiff.evaluation import overlap
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator
-from smdiff.sampling import chunks
+from smdiff.sampling import shards
 from smdiff.sampling.decode import LatentDecoder
 import real_latents
 
@@ -27,15 +27,15 @@ import real_latents
 def setting():
     model, params = real_latents.small_vae()
     windows = real_latents.corpus_windows(num_tunes=12, num_train_tunes=10)
-    encoder = latents.WindowEncoder(model, params)
-    statistics = latents.TrainStatistics(model.config.z_size)
+    encoder = latent_codec.WindowEncoder(model, params)
+    statistics = latent_codec.TrainStatistics(model.config.z_size)
     skipped = {}
-    train = list(latents.encode_windows(encoder, windows["train"], 64, skipped))
+    train = list(latent_codec.encode_windows(encoder, windows["train"], 64, skipped))
     for batch in train:
         statistics.update(batch.sigma, batch.z, batch.chunk_seed)
     scaling = statistics.scaling()
     held = np.concatenate([np.asarray(scaling.to_model(batch.z)) for batch in
-                           latents.encode_windows(encoder, windows["validation"], 64, skipped)])
+                           latent_codec.encode_windows(encoder, windows["validation"], 64, skipped)])
     return scaling, held, LatentDecoder(model, params, scaling)
 
 
@@ -82,7 +82,7 @@ def test_killed_run_resumes_and_writes_midi(setting, tmp_path, monkeypatch):
 
     with pytest.raises(KeyboardInterrupt):
         sample.run(generator, dying_decoder, spec, str(tmp_path), held.shape[1])
-    assert len(chunks.completed_chunks(str(tmp_path), "unconditional")) == 1
+    assert len(shards.completed_chunks(str(tmp_path), "unconditional")) == 1
     first = sample.load_samples(str(tmp_path), "unconditional")
 
     done = sample.run(generator, decoder, spec, str(tmp_path), held.shape[1])
@@ -164,7 +164,8 @@ def test_evaluation_without_samples_is_an_error(real_events, tmp_path):
 
 
 def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(setting, real_events, tmp_path):
-    from smdiff.evaluation import latent_metrics, melody_sets, reverse_process
+    from smdiff import reverse_process
+    from smdiff.evaluation import latent_metrics, melody_sets
     from smdiff.generators.diffusion import DiffusionGenerator
     from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
     from smdiff.tasks.latent_diffusion import LatentDiffusionTask

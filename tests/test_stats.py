@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
-from smdiff.data import stats
+from smdiff import stats
 from tfds_builders import melody_common
 from tfds_builders.melody_chunks import MelodyChunks
 

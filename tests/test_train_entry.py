@@ -13,7 +13,7 @@ import pytest
 from absl import flags
 
 from smdiff import configurables  # noqa: F401  (registers every configurable the gin files name)
-from smdiff import train as train_module
+from smdiff.training import loop as train_module
 from training_tiny_task import TinyRegressionTask, compilation_cache, regression_dataset  # noqa: F401
 
 GIN_FILES = sorted(glob.glob(os.path.join(train_module.REPO_ROOT, "gin", "**", "*.gin"), recursive=True))

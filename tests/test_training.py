@@ -17,7 +17,7 @@ import numpy as np
 import optax
 import pytest
 
-from smdiff import train as train_module
+from smdiff.training import loop as train_module
 from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.optimizer import OptimizerConfig

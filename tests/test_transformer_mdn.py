@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 from scipy import stats
 
 from real_latents import latents_dataset, scaled_corpus_latents
-from smdiff import train as train_module
+from smdiff.training import loop as train_module
 from smdiff.generators.base import UnsupportedTaskError, paper_infill_mask, prefix_mask
 from smdiff.generators.mdn import MDNGenerator
 from smdiff.models import gaussian_mixture

@@ -83,8 +83,8 @@ class TinyRegressionTask:
 
 
 def train_tiny(workdir, num_train_steps: int, task: TinyRegressionTask = TinyRegressionTask(), **options):
-    """`smdiff.train.train` of the tiny task with the small options the mechanics tests share."""
-    from smdiff import train as train_module
+    """`smdiff.training.loop.train` of the tiny task with the small options the mechanics tests share."""
+    from smdiff.training import loop as train_module
     from smdiff.training.optimizer import OptimizerConfig
 
     kwargs = dict(optimizer=OptimizerConfig(learning_rate=0.05, decay_steps=2, decay_rate=0.9, clip_norm=1.0),

@@ -1,7 +1,7 @@
 """The interface every latent-sequence generator offers, so the sampling job treats them all alike.
 
 A generator (diffusion prior, TransformerMDN, slerp interpolation, N(0, I) prior) works in the *scaled*
-latent space of `smdiff.data.latents.LatentScaling`: a sample is an array x [n, k, d] with k latents
+latent space of `smdiff.codec.latent_codec.LatentScaling`: a sample is an array x [n, k, d] with k latents
 (2 bars each) of d active dims scaled to [-1, 1]. It holds whatever it needs (params, scaling, a held set
 of real latents) and offers two tasks:
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smdiff.data.latents import LatentScaling
+from smdiff.codec.latent_codec import LatentScaling
 from smdiff.generators.base import UnsupportedTaskError, check_infill_inputs, keep_known
 
 # Below this angle (radians) slerp is numerically a straight line; interpolate linearly there.

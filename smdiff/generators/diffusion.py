@@ -1,6 +1,6 @@
 """The diffusion prior as a Generator: sampling, infilling/continuation, variation and trajectories.
 
-All in the scaled latent space (x [n, k, d], see `smdiff.data.latents`). Each request is one jitted
+All in the scaled latent space (x [n, k, d], see `smdiff.codec.latent_codec`). Each request is one jitted
 reverse process (`smdiff.diffusion.gaussian`) with the batch split over the `data` axis of a mesh over
 all devices; n is padded up to a multiple of the device count and the padding dropped.
 """
@@ -25,7 +25,7 @@ class DiffusionGenerator:
     """A trained LatentDiffusionTask's sampler.
 
     Attributes:
-      task, params: the trained model (e.g. `smdiff.train.load_trained(workdir)`).
+      task, params: the trained model (e.g. `smdiff.training.loop.load_trained(workdir)`).
       sequence_length: k, latents per sequence (the training data's).
       sampler: 'ddpm' (ancestral over all N steps, the paper's) or 'ddim'.
       num_steps, eta: DDIM's step count (default N) and stochasticity (0 = deterministic).
@@ -101,7 +101,7 @@ class DiffusionGenerator:
     @classmethod
     def from_workdir(cls, workdir: str, sequence_length: int, ema: bool = True, **options) -> "DiffusionGenerator":
         """The generator of a diffusion train workdir (`options`: sampler, num_steps, eta, clip_x0)."""
-        from smdiff.train import load_trained
+        from smdiff.training.loop import load_trained
 
         task, params = load_trained(workdir, ema=ema)
         if not isinstance(task, LatentDiffusionTask):

@@ -8,7 +8,7 @@ The sizes are read from the checkpoint's shapes. Optimizer slots and `global_ste
     smdiff convert-magenta --magenta_checkpoint=cat-mel_2bar_big.ckpt --workdir=workdirs/cat-mel_2bar_big
 
 writes a workdir like a training run's: `config.gin` (the model, with `cat-mel_2bar_big`'s objective)
-and an Orbax checkpoint of the params at step 0, so `smdiff.train.load_trained(workdir)` returns the
+and an Orbax checkpoint of the params at step 0, so `smdiff.training.loop.load_trained(workdir)` returns the
 Magenta model and every job that takes a VAE workdir (latents, sampling) takes this one.
 """
 import logging
@@ -21,7 +21,7 @@ from absl import flags
 from flax import traverse_util
 
 from smdiff import flag_defs
-from smdiff import train as train_module
+from smdiff.training import loop as train_module
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 
 _ENCODER_LSTM = "encoder/cell_0/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"

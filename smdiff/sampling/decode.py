@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smdiff.data.latents import LatentScaling
+from smdiff.codec.latent_codec import LatentScaling
 from smdiff.models.melody_vae import MelodyVAE
 from smdiff.training import sharding
 

@@ -1,4 +1,4 @@
-"""Training the diffusion prior over scaled latent sequences (Mittal et al. 2021) as a Task for `smdiff.train`.
+"""Training the diffusion prior over scaled latent sequences (Mittal et al. 2021) as a Task for `smdiff.training.loop`.
 
 Batches hold `latents`: float32 [batch, k, d], the active latent dims scaled to [-1, 1] (melody_latents).
 The loss is the epsilon-prediction MSE at a continuous noise level (WaveGrad style), averaged over the

@@ -1,4 +1,4 @@
-"""Training the TransformerMDN baseline: negative log-likelihood with teacher forcing, as a Task for `smdiff.train`.
+"""Training the TransformerMDN baseline: negative log-likelihood with teacher forcing, as a Task for `smdiff.training.loop`.
 
 Batches hold `latents`: float32 [batch, k, d], windows of scaled latents from the `melody_latents`
 dataset (other features are ignored). The loss is -log p(x_i | x_<i) in nats averaged over every

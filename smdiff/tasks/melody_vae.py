@@ -1,4 +1,4 @@
-"""Training the 2-bar melody VAE: MusicVAE's objective and schedules as a Task for `smdiff.train`.
+"""Training the 2-bar melody VAE: MusicVAE's objective and schedules as a Task for `smdiff.training.loop`.
 
 Loss per chunk (Magenta's base_model.py): the cross-entropy summed over the 32 steps, plus
 beta(step) * max(KL(q(z|x) || N(0, I)) - free_bits * ln 2, 0), the KL summed over the z dimensions;

@@ -18,7 +18,7 @@ Metrics = dict[str, jax.Array]  # flat: name -> scalar batch mean
 
 @runtime_checkable
 class Task(Protocol):
-    """What a model must offer to be trained by `smdiff.train.train`.
+    """What a model must offer to be trained by `smdiff.training.loop.train`.
 
     `model` is the task's flax module (the loop does not use it, `load_trained` callers do).
     """

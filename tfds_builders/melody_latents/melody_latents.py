@@ -4,7 +4,7 @@ Features: `latents` float32 [k, d], a sampled z = mu + sigma * eps of each chunk
 trained on), and `latents_mu` [k, d], the posterior means; both restricted to the active dims and scaled
 to [-1, 1] with the TRAIN split's global min/max of z (applied to every split). `song_id`, `start_chunk`
 as in `melody_windows`. The dataset's metadata.json holds `scaling` (active dims, min, max, z_size:
-`smdiff.data.latents.LatentScaling.load(<dataset dir>)`), the per-dim mean posterior sigma, and the tally
+`smdiff.data.latent_codec.LatentScaling.load(<dataset dir>)`), the per-dim mean posterior sigma, and the tally
 of skipped windows.
 
 Configs (the VAE is a train workdir, smdiff's own or a converted Magenta checkpoint; override it with the
@@ -33,7 +33,7 @@ import sys
 import numpy as np
 import tensorflow_datasets as tfds
 
-from smdiff.data import latents
+from smdiff.codec import latent_codec
 from smdiff.data.array_record import WithArrayRecordCopy
 from smdiff.models.melody_vae import MelodyVAE
 
@@ -46,7 +46,7 @@ class LatentsConfig(tfds.core.BuilderConfig):
 
     Attributes:
       windows: the prepared melody_windows dataset (name/config) in the same data_dir.
-      vae_workdir: a train workdir of the melody VAE (`smdiff.train.load_trained`), EMA params if kept.
+      vae_workdir: a train workdir of the melody VAE (`smdiff.training.loop.load_trained`), EMA params if kept.
       sigma_threshold: a dim is active when its mean posterior sigma over the train split is below this.
       batch_size: windows per encoder call (a multiple of the device count is best).
       seed: seed of the z draws.
@@ -54,7 +54,7 @@ class LatentsConfig(tfds.core.BuilderConfig):
 
     windows: str = "melody_windows/embedded"
     vae_workdir: str = "workdirs/melody_vae_embedded"
-    sigma_threshold: float = latents.DEFAULT_SIGMA_THRESHOLD
+    sigma_threshold: float = latent_codec.DEFAULT_SIGMA_THRESHOLD
     batch_size: int = 256
     seed: int = 0
 
@@ -106,8 +106,8 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         if not self._windows.is_prepared():
             raise FileNotFoundError(
                 f"{config.windows} is not prepared in {self.data_dir_root}; build it first (see its docstring)")
-        self._encoder = latents.WindowEncoder(*self._load_vae(), seed=config.seed)
-        statistics = latents.TrainStatistics(self._encoder.z_size)
+        self._encoder = latent_codec.WindowEncoder(*self._load_vae(), seed=config.seed)
+        statistics = latent_codec.TrainStatistics(self._encoder.z_size)
         skipped: dict[str, int] = {}
         for batch in self._encoded("train", skipped):
             statistics.update(batch.sigma, batch.z, batch.chunk_seed)
@@ -115,14 +115,14 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         print(f"melody_latents/{config.name}: {self._scaling.dim} of {self._scaling.z_size} dims active "
               f"(mean sigma < {config.sigma_threshold}); train z range [{self._scaling.minimum:.4f}, "
               f"{self._scaling.maximum:.4f}] over {statistics.count} distinct chunks")
-        self.info.metadata[latents.SCALING_METADATA_KEY] = self._scaling.to_dict()
+        self.info.metadata[latent_codec.SCALING_METADATA_KEY] = self._scaling.to_dict()
         self.info.metadata["mean_sigma"] = [round(float(s), 6) for s in statistics.mean_sigma]
         self.info.metadata["vae_workdir"] = self._vae_workdir
         self.info.metadata["vae_step"] = self._vae_step
         return {split: self._generate_examples(split) for split in self._windows.info.splits}
 
     def _load_vae(self) -> tuple[MelodyVAE, object]:
-        from smdiff.train import load_trained  # the training core, only needed while building
+        from smdiff.training.loop import load_trained  # the training core, only needed while building
         from smdiff.training.checkpointing import Checkpointer
 
         task, params = load_trained(self._vae_workdir, ema=True)
@@ -138,7 +138,7 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         windows = tfds.as_numpy(self._windows.as_dataset(split=split, shuffle_files=False))
         total = self._windows.info.splits[split].num_examples
         progress = tfds.core.utils.tqdm(total=total, desc=f"encoding {split}", unit=" windows", file=sys.stdout)
-        for batch in latents.encode_windows(self._encoder, windows, self.builder_config.batch_size, skipped):
+        for batch in latent_codec.encode_windows(self._encoder, windows, self.builder_config.batch_size, skipped):
             progress.update(len(batch.song_id))
             yield batch
         progress.close()

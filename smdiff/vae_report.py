@@ -1,6 +1,6 @@
 """The melody VAE's validation report: reconstruction, KL per dimension, active dimensions, prior samples.
 
-    python -m smdiff.evaluation.vae_report --workdir=workdirs/melody_vae_embedded \
+    python -m smdiff.vae_report --workdir=workdirs/melody_vae_embedded \
         [--dataset=melody_chunks/embedded --split=validation --output_dir=<workdir>/vae_report]
 
 Every chunk of the split is encoded; its mean mu is decoded by argmax with no teacher forcing and
@@ -108,7 +108,7 @@ def write_report(report: dict, output_dir: str) -> str:
 def main(argv) -> None:
     import tensorflow_datasets as tfds
 
-    from smdiff.train import load_trained
+    from smdiff.training.loop import load_trained
     from smdiff.training.input_pipeline import TfdsSource
 
     if len(argv) > 1:

@@ -247,7 +247,7 @@ def _evaluate(eval_step, state: TrainState, eval_examples, global_batch_size: in
 # Entry point and loading a trained model (the only gin-aware code here; gin itself is imported lazily).
 
 # gin `include` lines name files relative to the repository root (gin/models/..., gin/runs/...).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_FILE = "config.gin"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"
 

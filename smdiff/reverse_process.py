@@ -88,7 +88,7 @@ def main(argv: Sequence[str]) -> None:
     if not FLAGS.prior_workdir or not FLAGS.vae_workdir or not FLAGS.output_dir:
         raise app.UsageError("--prior_workdir, --vae_workdir and --output_dir are required")
     import tfds_builders  # noqa: F401  (registers smdiff's datasets)
-    from smdiff.data.latents import LatentScaling
+    from smdiff.codec.latent_codec import LatentScaling
     from smdiff.generators.diffusion import DiffusionGenerator
 
     latents = tfds.builder(FLAGS.latents, data_dir=FLAGS.data_dir)

@@ -1,6 +1,6 @@
 """Evaluate a trained binomial-diffusion model on held-out chorale segments, against the baselines.
 
-    python -m smdiff.evaluation.pianoroll_eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
+    python -m smdiff.pianoroll_eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
         --output_dir=outputs/binomial_cpu_eval [--num_segments=64 --sampler=posterior --num_sampling_steps=100]
 
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
@@ -220,7 +220,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """This job's flags; names other entry points may share are defined only once."""
-    from smdiff.train import define_flags as define_train_flags
+    from smdiff.training.loop import define_flags as define_train_flags
 
     define_train_flags()  # --workdir: the training workdir of a BinomialTask run
     for kind, name, default, help_text in (
@@ -242,7 +242,7 @@ def main(argv: Sequence[str]) -> None:
     del argv
     if not FLAGS.workdir:
         raise app.UsageError("--workdir (a BinomialTask training workdir) is required")
-    from smdiff.train import load_trained
+    from smdiff.training.loop import load_trained
     from tfds_builders.pianorolls import load_statistics
 
     import tfds_builders.pianorolls  # noqa: F401
