@@ -29,12 +29,12 @@ def load_rolls(data_dir: str, batch_size: int) -> tuple[np.ndarray, float]:
     """A batch of real training rolls [batch, 64, 56] and the dataset's density of ones."""
     import tensorflow_datasets as tfds
 
-    from tfds_builders.pianorolls import load_statistics
+    from smdiff.data.tfds_io import load_metadata
 
     builder = tfds.builder("pianorolls/bach_chorales", data_dir=data_dir)
     dataset = builder.as_dataset(split="train", shuffle_files=False).batch(batch_size, drop_remainder=True)
     rolls = next(iter(tfds.as_numpy(dataset)))["roll"]
-    return rolls, load_statistics(builder)["density"]
+    return rolls, load_metadata(builder.data_dir)["density"]
 
 
 def timed(function, repeats: int) -> tuple[float, float]:
@@ -72,7 +72,8 @@ def bench(name: str, rolls: np.ndarray, density: float, train_steps: int, sample
 
     train_first, step_seconds = timed(train_once, train_steps)
     params = holder["state"].params
-    count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+    from smdiff.models.params import count_params
+    count = count_params(params)
     rows = []
     for sampler in ("posterior", "paper"):
         generator = PianorollGenerator(task, params, rolls.shape[1:], sampler)

@@ -72,7 +72,8 @@ def time_training(task, k: int, d: int) -> dict:
     optimizer = OptimizerConfig()  # the paper's: Adam 1e-3 x0.98 / 4000 steps, clip 1.0
     batch = sharding.global_batch({"latents": fixed_latents(FLAGS.batch_size, k, d)}, mesh)
     state = create_train_state(task, optimizer.make(), jax.random.PRNGKey(0), batch, mesh, use_ema=False)
-    params = sum(x.size for x in jax.tree.leaves(state.params))
+    from smdiff.models.params import count_params
+    params = count_params(state.params)
     step = make_train_step(task, optimizer.make(), optimizer.schedule(), 0.0, mesh)
     flops = flops_of(step.lower(state, batch).compile())
     state, metrics = step(state, batch)  # compile and warm up

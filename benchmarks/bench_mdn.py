@@ -131,7 +131,8 @@ def main(argv: list[str]) -> None:
         task = build_task(case)
         windows, inputs = load_windows(case, args.data_dir)
         params = jax.jit(task.init)(jax.random.PRNGKey(0), {"latents": windows})
-        count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+        from smdiff.models.params import count_params
+        count = count_params(params)
         train_first, step_seconds = bench_training(task, windows, args.train_steps)
         sample_first, sample_seconds = bench_sampling(task, params, case.num_samples)
         rows.append(f"| {name} | {count:,} | [{case.sequence_length}, {case.latent_dim}] | {inputs} | {case.batch_size} "

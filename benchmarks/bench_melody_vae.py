@@ -109,7 +109,8 @@ def main(argv: list[str]) -> None:
         task = build_task(name)
         events = load_chunks(args.data_dir, batch_sizes[name])
         params = jax.jit(task.init)(jax.random.PRNGKey(0), {"events": events})
-        count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+        from smdiff.models.params import count_params
+        count = count_params(params)
         train_first, step_seconds = bench_training(task, events, args.train_steps)
         encode_seconds, decode_seconds = bench_inference(task, params, events, max(args.train_steps, 2))
         size = len(events)

@@ -1,21 +1,22 @@
 """The `smdiff` console script: one front for every job.
 
-`smdiff <job> [flags]` runs that job's absl `main`, e.g. `smdiff train --gin_file=... --workdir=...`.
-Modules are imported only when their job is asked for, so `smdiff --help` stays fast.
+`smdiff <job> [flags]` runs that job's `main`, e.g. `smdiff train --gin_file=... --workdir=...`. Every job is
+a module at the top of the package with its own flag namespace (`FLAGS`, see smdiff/jobflags.py); modules
+are imported only when their job is asked for, so `smdiff --help` stays fast.
 """
 import importlib
 import sys
 
-from absl import app, flags
+from absl import app
 
-from smdiff import flag_defs
+from smdiff import jobflags, joblog
 
-# job name -> module with an absl-style `main(argv)`.
+# job name -> module with `main(argv)` and its `FLAGS` (or `cli_main(argv)`, a job with its own parser).
 JOBS = {
     "build": "smdiff.build",
     "stats": "smdiff.stats",
-    "train": "smdiff.training.loop",
-    "convert-magenta": "smdiff.models.magenta_checkpoint",
+    "train": "smdiff.train",
+    "convert-magenta": "smdiff.convert_magenta",
     "vae-report": "smdiff.vae_report",
     "pianoroll-eval": "smdiff.pianoroll_eval",
     "sample": "smdiff.sample",
@@ -23,6 +24,7 @@ JOBS = {
     "reverse-process": "smdiff.reverse_process",
     "demo": "smdiff.demo",
 }
+HELP = ("-h", "-help", "--help", "--helpshort", "--helpfull")
 
 
 def usage() -> str:
@@ -39,18 +41,18 @@ def main(argv: list[str] | None = None) -> None:
     if job not in JOBS:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
+    joblog.quiet_native_logs()
     module = importlib.import_module(JOBS[job])
+    program = f"smdiff {job}"
     if hasattr(module, "cli_main"):  # a job with its own argument parser
-        module.cli_main([f"smdiff {job}", *argv[2:]])
+        module.cli_main([program, *argv[2:]])
         return
-    if hasattr(module, "define_flags"):
-        module.define_flags()
-    # `--help` lists the key flags of the module named by sys.argv[0] (this file, or the console script's
-    # wrapper): make the job's flags (defined by its module or through flag_defs) key flags of that name.
-    for defining_module in (module, flag_defs):
-        for flag in flags.FLAGS.get_key_flags_for_module(defining_module):
-            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(module.main, argv=[f"smdiff {job}", *argv[2:]])
+    if any(arg in HELP for arg in argv[2:]):
+        print(f"usage: {program} [--flags]\n\n{(module.__doc__ or '').strip()}\n\nflags:\n{module.FLAGS.get_help()}")
+        sys.exit(0)
+    renamed = getattr(module, "RENAMED_FLAGS", None)
+    app.run(module.main, argv=[program, *argv[2:]],
+            flags_parser=lambda args: jobflags.parse(module.FLAGS, args, renamed))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
-"""Everything gin may configure, registered in one place (t5x style: gin stays at the edges).
+"""Everything gin may configure, registered in one place (t5x style: gin stays at the edges), and
+`load_trained`, which rebuilds a trained Task from its workdir's gin config.
 
-Entry points import this module before parsing gin files; library modules never import gin. Each
-section below registers one part of smdiff under a gin module name, so gin files read
+Jobs import this module before parsing gin files; library modules never import gin. Each section below
+registers one part of smdiff under a gin module name, so gin files read
 `melody_vae.MelodyVAE.hidden_size = 256` and the like.
 """
 import gin
 
+from smdiff.data import tfds_io as _tfds_io
+from smdiff.training import workdir as _workdir
+from smdiff.training.task import Task
+
 # --- training core (smdiff/training, smdiff/training/loop.py) -------------------------------------------------
 # Gin files bind `train.task = @SomeTask()`, `train.train_data = @train/TfdsSource()`,
 # `train.optimizer = @OptimizerConfig()` and the run options of `train` (see gin/runs/).
-from smdiff.training import loop as _train_module
 from smdiff.training import input_pipeline as _input_pipeline
+from smdiff.training import loop as _loop
 from smdiff.training import optimizer as _optimizer
 
-train = gin.external_configurable(_train_module.train, name="train", module="smdiff", denylist=["workdir"])
+train = gin.external_configurable(_loop.train, name="train", module="smdiff", denylist=["workdir"])
 gin.external_configurable(_optimizer.OptimizerConfig, name="OptimizerConfig", module="training")
 gin.external_configurable(_input_pipeline.TfdsSource, name="TfdsSource", module="training")
 # --- end training core ---
@@ -58,10 +63,29 @@ gin.external_configurable(_latent_diffusion_task.LatentDiffusionTask, name="Late
 # `@binomial.pianoroll_density()`, the density of ones saved with the built `pianorolls` dataset.
 from smdiff.models import unet as _unet_model
 from smdiff.tasks import binomial as _binomial_task
-from tfds_builders.pianorolls import pianorolls as _pianorolls_builder
 
 gin.external_configurable(_unet_model.UNetConfig, name="UNetConfig", module="binomial")
 gin.external_configurable(_unet_model.UNet, name="UNet", module="binomial")
 gin.external_configurable(_binomial_task.BinomialTask, name="BinomialTask", module="binomial")
-gin.external_configurable(_pianorolls_builder.pianoroll_density, name="pianoroll_density", module="binomial")
+gin.external_configurable(_tfds_io.pianoroll_density, name="pianoroll_density", module="binomial")
 # --- end binomial diffusion ---
+
+
+def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tuple[Task, object]:
+    """(task, params) of a run: the Task rebuilt from the workdir's gin config, params of `step`
+    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices.
+
+    The caller's own gin configuration is put back afterwards, so sampling or evaluation jobs may call
+    this after parsing their gin files.
+    """
+    config_path = _workdir.config_path(workdir)
+    callers_config = gin.config_str()
+    gin.clear_config()
+    try:
+        gin.parse_config_file(config_path)
+        task = gin.query_parameter("train.task").scoped_configurable_fn()
+    finally:
+        gin.clear_config()
+        gin.parse_config(callers_config)
+    params, _ = _workdir.restore_params(workdir, ema=ema, step=step)
+    return task, params

@@ -21,10 +21,9 @@ import subprocess
 import sys
 import time
 
+from smdiff.generators.registry import GENERATORS
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GENERATORS = ("diffusion", "mdn", "interpolation", "prior")
-TASKS = {"diffusion": ("unconditional", "infilling"), "mdn": ("unconditional",),
-         "interpolation": ("unconditional", "infilling"), "prior": ("unconditional", "infilling")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Settings:
 FULL = Settings(max_examples=None, vae_steps=None, prior_steps=None, mdn_steps=None, num_samples=1000,
                 diffusion_sampler=(), reverse_every=50)
 QUICK = Settings(max_examples=1500, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
-                 diffusion_sampler=("--sampler=ddim", "--num_steps=50"), reverse_every=5)
+                 diffusion_sampler=("--sampler=ddim", "--num_sampling_steps=50"), reverse_every=5)
 
 
 def _python(*args: str) -> list[str]:
@@ -62,6 +61,7 @@ def _train(experiment: str, workdir: str, data_dir: str, steps: int | None) -> l
 def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
     """(name, command) of every stage for output folder `out`."""
     data_dir, workdirs = os.path.join(out, "tfds"), os.path.join(out, "workdirs")
+    # A learned generator's prior is trained in workdirs/<generator name>.
     vae, ddpm, mdn = (os.path.join(workdirs, name) for name in ("melody_vae", "diffusion", "mdn"))
     build = [f"--data_dir={data_dir}", "--config=embedded"]
     if settings.max_examples:
@@ -73,20 +73,21 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
                                       f"--data_dir={data_dir}")),
         ("melody VAE", _train("gin/experiments/melody_vae_embedded_cpu.gin", vae, data_dir, settings.vae_steps)),
         ("VAE report", _python("-m", "smdiff.cli", "vae-report", f"--workdir={vae}", f"--data_dir={data_dir}")),
-        ("latent dataset", _python("-m", "tfds_builders.melody_latents", "--config=embedded",
-                                   f"--data_dir={data_dir}", f"--vae_workdir={vae}")),
+        ("latent dataset", _python("-m", "smdiff.cli", "build", "tfds_builders/melody_latents",
+                                   f"--data_dir={data_dir}",
+                                   "--config=" + json.dumps({"name": "embedded", "vae_workdir": vae}))),
         ("diffusion prior", _train("gin/experiments/latent_diffusion_embedded_cpu.gin", ddpm, data_dir,
                                    settings.prior_steps)),
         ("TransformerMDN", _train("gin/experiments/mdn_embedded_cpu.gin", mdn, data_dir, settings.mdn_steps)),
     ]
     samples = os.path.join(out, "samples")
-    for generator in GENERATORS:
+    for generator, registration in GENERATORS.items():
         command = _python("-m", "smdiff.cli", "sample", f"--generator={generator}",
-                          *[f"--task={task}" for task in TASKS[generator]], f"--vae_workdir={vae}",
+                          *[f"--mode={mode}" for mode in registration.modes], f"--vae_workdir={vae}",
                           f"--data_dir={data_dir}", f"--num_samples={settings.num_samples}",
                           f"--output_dir={os.path.join(samples, generator)}")
-        if generator in ("diffusion", "mdn"):
-            command.append(f"--prior_workdir={ddpm if generator == 'diffusion' else mdn}")
+        if registration.needs_prior:
+            command.append(f"--prior_workdir={os.path.join(workdirs, generator)}")
         if generator == "diffusion":
             command += settings.diffusion_sampler
         result.append((f"samples: {generator}", command))

@@ -4,7 +4,7 @@
         --latents=melody_latents/embedded --output_dir=eval
 
 `--samples_dir` holds one folder per generator (`diffusion/`, `mdn/`, `interpolation/`, `prior/`), each with
-the chunks `smdiff sample` wrote for the tasks `unconditional` and `infilling`; whatever is present is
+the chunks `smdiff sample` wrote for the modes `unconditional` and `infilling`; whatever is present is
 evaluated, whatever is missing shows as "-". The ground truth (GT) of the OA metric is the training split
 of the melody windows (up to --max_reference windows, drawn with --seed); the Train and Test rows are
 --num_real random windows of each split measured against it. Latent FD and MMD compare each generator's
@@ -21,39 +21,20 @@ import json
 import os
 from typing import Sequence
 
+import matplotlib.image
 import numpy as np
-import tensorflow_datasets as tfds
 from absl import app, flags, logging
 
-from smdiff import flag_defs, sample
-from smdiff.evaluation import latent_metrics, melody_sets, plots, table
+from smdiff import jobflags, joblog
+from smdiff.data import tfds_io
+from smdiff.evaluation import melody_sets, plots, scoring, table
 from smdiff.evaluation.notes import events_to_notes
+from smdiff.generators.registry import GENERATORS
+from smdiff.sampling import store
+from smdiff.training.writers import create_writer
 
-ROW_NAMES = {
-    "diffusion": "Diffusion",
-    "mdn": "Autoregression (MDN)",
-    "interpolation": "Interpolation",
-    "prior": "N(0,I) prior",
-}
-TABLE_TASKS = ("unconditional", "infilling")
-
-
-def load_windows(builder: tfds.core.DatasetBuilder, split: str) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """Events int [m, k * 32] of every window of a melody_windows split, and each one's (song_id, start_chunk)."""
-    events, keys = [], []
-    for example in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
-        events.append(example["events"].reshape(-1))
-        keys.append((example["song_id"].decode(), int(example["start_chunk"])))
-    if not events:
-        raise ValueError(f"split {split!r} of {builder.info.full_name} is empty")
-    return np.stack(events), keys
-
-
-def reference_windows(train_events: np.ndarray, max_reference: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The GT set of the OA metric: the training windows, or `max_reference` of them drawn with `rng`."""
-    if max_reference is None or len(train_events) <= max_reference:
-        return train_events
-    return train_events[rng.choice(len(train_events), max_reference, replace=False)]
+ROW_NAMES = {name: registration.table_row for name, registration in GENERATORS.items()}
+TABLE_MODES = table.TASKS  # the sampling modes Table 1 shows
 
 
 def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
@@ -66,36 +47,32 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
       samples_dir: one sub-folder per generator with `smdiff sample` chunks.
       train_events: [m, steps] training windows, the GT set (up to `max_reference` of them, drawn at random).
       test_events: [m', steps] held-out windows (the Test row).
-      test_latents: [m'', k, d] scaled test latents, the pool conditional tasks drew from, for FD/MMD.
+      test_latents: [m'', k, d] scaled test latents, the pool conditional modes drew from, for FD/MMD.
       known_events: [m'', steps] the real melody of each test latent window (the figures' "real" row).
       num_real: windows of each split in the Train and Test rows.
       wandb_project: also log the table and figures to this W&B project.
     """
     rng = np.random.default_rng(seed)
-    ground_truth = melody_sets.set_overlaps(reference_windows(train_events, max_reference, rng))
+    ground_truth = melody_sets.set_overlaps(melody_sets.reference_windows(train_events, max_reference, rng))
 
     def real_rows(events):
         chosen = events[rng.choice(len(events), min(num_real, len(events)), replace=False)]
-        report = melody_sets.report(melody_sets.set_overlaps(chosen), ground_truth)
-        return {task: report for task in TABLE_TASKS}  # real data is the same for both tasks
+        report = scoring.score(chosen, ground_truth)
+        return {mode: report for mode in TABLE_MODES}  # real data is the same for both modes
 
     results = {"Train": real_rows(train_events), "Test": real_rows(test_events)}
     samples, specs = {}, {}
     for generator, row in ROW_NAMES.items():
-        for task in TABLE_TASKS:
+        for mode in TABLE_MODES:
             folder = os.path.join(samples_dir, generator)
             try:
-                samples[generator, task] = sample.load_samples(folder, task)
+                samples[generator, mode] = store.load_samples(folder, mode)
             except FileNotFoundError:
                 continue
-            specs[generator, task] = sample.load_spec(folder, task)
-            logging.info("evaluating %d %s %s samples", len(samples[generator, task]["events"]), generator, task)
-            report = melody_sets.report(melody_sets.set_overlaps(samples[generator, task]["events"]), ground_truth)
-            if test_latents is not None:
-                generated = samples[generator, task]["latents"]
-                report["latent_fd"] = latent_metrics.frechet_distance(test_latents, generated)
-                report["latent_mmd"] = latent_metrics.mmd_polynomial(test_latents, generated)
-            results.setdefault(row, {})[task] = report
+            specs[generator, mode] = store.load_spec(folder, mode)
+            logging.info("evaluating %d %s %s samples", len(samples[generator, mode]["events"]), generator, mode)
+            results.setdefault(row, {})[mode] = scoring.score(
+                samples[generator, mode]["events"], ground_truth, samples[generator, mode]["latents"], test_latents)
     if len(results) == 2:
         raise FileNotFoundError(f"no generator folder with completed chunks under {samples_dir} "
                                 f"(expected some of {sorted(ROW_NAMES)})")
@@ -105,19 +82,10 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
 
 
 def log_results(results: dict, output_dir: str, wandb_project: str | None = None) -> None:
-    """Every Table 1 cell as a scalar ('<row>/<task>/<feature>_C'), latent FD/MMD, and the PNG figures, through
+    """Every Table 1 cell as a scalar ('<row>/<mode>/<feature>_C'), latent FD/MMD, and the PNG figures, through
     the training core's writers (TensorBoard and JSON lines in output_dir; W&B when a project is given)."""
-    import matplotlib.image
-
-    from smdiff.training.writers import create_writer
-
-    scalars = {}
-    for row, tasks in results.items():
-        for task, report in tasks.items():
-            for feature, (consistency, variance) in report["table"].items():
-                scalars[f"{row}/{task}/{feature}_C"] = consistency
-                scalars[f"{row}/{task}/{feature}_Var"] = variance
-            scalars.update({f"{row}/{task}/{key}": report[key] for key in ("latent_fd", "latent_mmd") if key in report})
+    scalars = {f"{row}/{mode}/{key}": value for row, modes in results.items() for mode, report in modes.items()
+               for key, value in scoring.headline(report).items()}
     figures = os.path.join(output_dir, "figures")
     images = {f"figures/{name[:-4]}": (matplotlib.image.imread(os.path.join(figures, name))[None, ..., :3] * 255
                                        ).astype(np.uint8) for name in sorted(os.listdir(figures)) if name.endswith(".png")}
@@ -128,7 +96,7 @@ def log_results(results: dict, output_dir: str, wandb_project: str | None = None
 
 
 def _table_view(results: dict, key: str) -> dict:
-    return {row: {task: report[key] for task, report in tasks.items()} for row, tasks in results.items()}
+    return {row: {mode: report[key] for mode, report in modes.items()} for row, modes in results.items()}
 
 
 def _write_outputs(results, samples, specs, known_events, ground_truth, output_dir) -> None:
@@ -146,8 +114,8 @@ def _write_outputs(results, samples, specs, known_events, ground_truth, output_d
 
     for feature in melody_sets.FEATURES:
         distributions = {"train (GT)": np.concatenate(ground_truth.per_melody[feature])}
-        for (generator, task), arrays in samples.items():
-            if task == "unconditional":
+        for (generator, mode), arrays in samples.items():
+            if mode == "unconditional":
                 oas = melody_sets.set_overlaps(arrays["events"]).per_melody[feature]
                 distributions[ROW_NAMES[generator]] = np.concatenate(oas)
         plots.overlap_distributions(distributions, os.path.join(figures, f"oa_{feature}.png"), feature)
@@ -157,7 +125,7 @@ def _write_outputs(results, samples, specs, known_events, ground_truth, output_d
 def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | None, figures: str,
                       examples: int = 2) -> None:
     """Paper Fig. 2: for the first examples, the real window and each generator's infill of its gap."""
-    infills = {generator: arrays for (generator, task), arrays in samples.items() if task == "infilling"}
+    infills = {generator: arrays for (generator, mode), arrays in samples.items() if mode == "infilling"}
     if not infills:
         return
     first_generator, first = next(iter(infills.items()))
@@ -175,41 +143,31 @@ def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | Non
                           title=f"Infilling the shaded gap of test window {known_index}")
 
 
-def define_reference_flags() -> None:
-    """The datasets a set of melodies is measured against (shared with `smdiff reverse-process`)."""
-    flag_defs.define("string", "data_dir", "data/tfds", "TFDS data_dir of the datasets")
-    flag_defs.define("string", "windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)")
-    flag_defs.define("string", "latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)")
-    flag_defs.define("integer", "max_reference", 20000, "training windows in the GT set at most")
-
-
-def define_flags() -> None:
-    flag_defs.define("string", "samples_dir", None, "folder with one sub-folder of chunks per generator")
-    flag_defs.define("string", "output_dir", None, "where the table and figures go")
-    define_reference_flags()
-    flag_defs.define("integer", "num_real", 1000, "windows of each split in the Train and Test rows")
-    flag_defs.define("integer", "seed", 0, "seed of the random draws")
-    flag_defs.define("string", "wandb_project", None, "also log the table and figures to this W&B project")
-
+FLAGS = jobflags.namespace()
+flags.DEFINE_string("samples_dir", None, "folder with one sub-folder of chunks per generator", flag_values=FLAGS)
+flags.DEFINE_string("output_dir", None, "where the table and figures go", flag_values=FLAGS)
+flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir of the datasets", flag_values=FLAGS)
+flags.DEFINE_string("windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)",
+                    flag_values=FLAGS)
+flags.DEFINE_string("latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("max_reference", 20000, "training windows in the GT set at most", flag_values=FLAGS)
+flags.DEFINE_integer("num_real", 1000, "windows of each split in the Train and Test rows", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the random draws", flag_values=FLAGS)
+flags.DEFINE_string("wandb_project", None, "also log the table and figures to this W&B project", flag_values=FLAGS)
 
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
-    FLAGS = flags.FLAGS
     if not FLAGS.samples_dir or not FLAGS.output_dir:
         raise app.UsageError("--samples_dir and --output_dir are required")
-    import tfds_builders  # noqa: F401  (registers smdiff's datasets)
-
-    windows = tfds.builder(FLAGS.windows, data_dir=FLAGS.data_dir)
-    train_events, _ = load_windows(windows, "train")
-    test_events, test_keys = load_windows(windows, "test")
-    test_latents, latent_keys = sample.load_latent_split(tfds.builder(FLAGS.latents, data_dir=FLAGS.data_dir), "test")
+    joblog.setup(FLAGS.output_dir, "evaluate")
+    train_events, _ = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
+    test_events, test_keys = tfds_io.load_window_events(FLAGS.windows, "test", FLAGS.data_dir)
+    latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents", "song_id", "start_chunk"])
+    test_latents, latent_keys = latents["latents"].astype(np.float32), tfds_io.window_keys(latents)
     events_by_key = dict(zip(test_keys, test_events))  # a song's doubled melodies share a key: any one will do
     known_events = np.stack([events_by_key[key] for key in latent_keys])
     evaluate(FLAGS.samples_dir, train_events, test_events, FLAGS.output_dir, test_latents, known_events,
              FLAGS.num_real, FLAGS.max_reference, FLAGS.seed, FLAGS.wandb_project)
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

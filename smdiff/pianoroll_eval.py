@@ -1,6 +1,6 @@
 """Evaluate a trained binomial-diffusion model on held-out chorale segments, against the baselines.
 
-    python -m smdiff.pianoroll_eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
+    smdiff pianoroll-eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
         --output_dir=outputs/binomial_cpu_eval [--num_segments=64 --sampler=posterior --num_sampling_steps=100]
 
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
@@ -20,10 +20,10 @@ from typing import Sequence
 
 import jax
 import numpy as np
-import tensorflow_datasets as tfds
 from absl import app, flags, logging
 
-from smdiff import flag_defs
+from smdiff import configurables, jobflags, joblog
+from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key, estimate_key
 from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
@@ -36,18 +36,8 @@ VARIATION_STRENGTH = 0.5
 def load_segments(name: str, data_dir: str | None, split: str, original_key_only: bool = False,
                   limit: int | None = None) -> dict[str, np.ndarray]:
     """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode [n]."""
-    import tfds_builders.pianorolls  # noqa: F401  (registers the builder)
-
-    dataset = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
-    if original_key_only:
-        dataset = dataset.filter(lambda example: example["transpose"] == 0)
-    if limit:
-        dataset = dataset.take(limit)
-    examples = list(tfds.as_numpy(dataset))
-    if not examples:
-        raise ValueError(f"{name} split {split!r} has no examples")
-    fields = ("roll", "tracks", "key_tonic", "key_mode")
-    return {field: np.stack([example[field] for example in examples]) for field in fields}
+    return tfds_io.load_split(name, split, data_dir, ("roll", "tracks", "key_tonic", "key_mode"), limit=limit,
+                              where=(lambda example: example["transpose"] == 0) if original_key_only else None)
 
 
 def _region_only(rolls: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -215,45 +205,33 @@ def to_markdown(results: dict, uncertainty: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    """This job's flags; names other entry points may share are defined only once."""
-    from smdiff.training.loop import define_flags as define_train_flags
-
-    define_train_flags()  # --workdir: the training workdir of a BinomialTask run
-    for kind, name, default, help_text in (
-            ("string", "dataset", "pianorolls/bach_chorales", "the pianorolls dataset the model was trained on"),
-            ("string", "data_dir", None, "TFDS data_dir of the dataset"),
-            ("string", "output_dir", None, "metrics, rolls, MIDI and figures (default: <workdir>/pianoroll_eval)"),
-            ("integer", "checkpoint_step", None, "the checkpoint to evaluate (default: the latest)"),
-            ("integer", "num_segments", 64, "test segments per task"),
-            ("string", "sampler", "posterior", "reverse-process sampler: posterior | paper"),
-            ("integer", "num_sampling_steps", None, "reverse steps (default: all T)"),
-            ("integer", "seed", 0, "sampling seed")):
-        flag_defs.define(kind, name, default, help_text)
-
-
-define_flags()
+FLAGS = jobflags.namespace()
+flags.DEFINE_string("workdir", None, "the training workdir of a BinomialTask run", flag_values=FLAGS)
+flags.DEFINE_string("dataset", "pianorolls/bach_chorales", "the pianorolls dataset the model was trained on",
+                    flag_values=FLAGS)
+flags.DEFINE_string("data_dir", None, "TFDS data_dir of the dataset", flag_values=FLAGS)
+flags.DEFINE_string("output_dir", None, "metrics, rolls, MIDI and figures (default: <workdir>/pianoroll_eval)",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("checkpoint_step", None, "the checkpoint to evaluate (default: the latest)", flag_values=FLAGS)
+flags.DEFINE_integer("num_segments", 64, "test segments per task", flag_values=FLAGS)
+flags.DEFINE_string("sampler", "posterior", "reverse-process sampler: posterior | paper", flag_values=FLAGS)
+flags.DEFINE_integer("num_sampling_steps", None, "reverse steps (default: all T)", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "sampling seed", flag_values=FLAGS)
 
 
 def main(argv: Sequence[str]) -> None:
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir (a BinomialTask training workdir) is required")
-    from smdiff.training.loop import load_trained
-    from tfds_builders.pianorolls import load_statistics
-
-    import tfds_builders.pianorolls  # noqa: F401
-
-    task, params = load_trained(FLAGS.workdir, ema=True, step=FLAGS.checkpoint_step)
-    statistics = load_statistics(tfds.builder(FLAGS.dataset, data_dir=FLAGS.data_dir))
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
+    joblog.setup(output_dir, "pianoroll_eval")
+    task, params = configurables.load_trained(FLAGS.workdir, ema=True, step=FLAGS.checkpoint_step)
+    statistics = tfds_io.load_metadata(tfds_io.dataset_dir(FLAGS.dataset, FLAGS.data_dir))
     pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])
     test = load_segments(FLAGS.dataset, FLAGS.data_dir, "test", limit=FLAGS.num_segments)
     train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
     generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps)
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
     results, uncertainty = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
                                     statistics["steps_per_quarter"], FLAGS.seed, output_dir)
     for name, value in (("metrics.json", results), ("bootstrap.json", uncertainty)):
@@ -266,7 +244,3 @@ def main(argv: Sequence[str]) -> None:
     with open(os.path.join(output_dir, "metrics.md"), "w") as f:
         f.write(table)
     print(table)
-
-
-if __name__ == "__main__":
-    app.run(main)

@@ -4,9 +4,9 @@
         --num_samples=1000 --every=50 --output_dir=eval
 
 Runs unconditional sampling once and records the model's estimate of x0 after every `--every` reverse
-steps; each recorded set is decoded by the VAE and scored like a Table 1 row (OA Consistency and Variance
-of pitch and duration against the training set, pooled reading) and by latent FD and MMD against the test
-split's latents. The last recorded set is the final sample. The x0 estimate rather than the noisy state
+steps; each recorded set is decoded by the VAE and scored like a Table 1 row (`smdiff.evaluation.scoring`:
+OA Consistency and Variance of pitch and duration against the training set, pooled reading, and latent
+FD and MMD against the test split's latents). The last recorded set is the final sample. The x0 estimate rather than the noisy state
 x_t is scored because it is what the chain would output if it stopped there; x_t at large t decodes to
 noise. Writes reverse_process.json and figures/reverse_process.png to --output_dir.
 """
@@ -18,14 +18,17 @@ from typing import Sequence
 
 import jax
 import numpy as np
-import tensorflow_datasets as tfds
 from absl import app, flags, logging
 
-from smdiff import evaluate, flag_defs, sample
-from smdiff.evaluation import latent_metrics, melody_sets, plots
-from smdiff.sampling.decode import LatentDecoder
+from smdiff import configurables, jobflags, joblog
+from smdiff.codec.latent_codec import LatentDecoder, LatentScaling
+from smdiff.data import tfds_io
+from smdiff.evaluation import melody_sets, plots, scoring
+from smdiff.generators.diffusion import SAMPLERS, DiffusionGenerator
+from smdiff.tasks.latent_diffusion import LatentDiffusionTask
 
-CURVES = ("pitch C", "pitch Var", "duration C", "duration Var", "latent FD", "latent MMD")
+CURVES = tuple(scoring.METRICS.values())
+RENAMED_FLAGS = {"num_steps": "num_sampling_steps"}
 
 
 def metrics_along_reverse_process(generator, decoder: LatentDecoder, ground_truth: melody_sets.SetOverlaps,
@@ -45,13 +48,9 @@ def metrics_along_reverse_process(generator, decoder: LatentDecoder, ground_trut
     curves = {name: [] for name in CURVES}
     for index, estimate in enumerate(np.asarray(result.trajectory)):  # [n, k, d] per recorded step
         events = decoder(jax.random.fold_in(decode_rng, index), estimate)
-        relative = melody_sets.relative_to(melody_sets.set_overlaps(events), ground_truth)
-        for feature in melody_sets.FEATURES:
-            consistency, variance = relative[feature]
-            curves[f"{feature} C"].append(consistency)
-            curves[f"{feature} Var"].append(variance)
-        curves["latent FD"].append(latent_metrics.frechet_distance(test_latents, estimate))
-        curves["latent MMD"].append(latent_metrics.mmd_polynomial(test_latents, estimate))
+        values = scoring.headline(scoring.score(events, ground_truth, estimate, test_latents))
+        for key, label in scoring.METRICS.items():
+            curves[label].append(values[key])
         logging.info("step %d: %s", result.trajectory_steps[index],
                      ", ".join(f"{name} {values[-1]:.3f}" for name, values in curves.items()))
     return {"steps": [int(step) for step in result.trajectory_steps], **curves}
@@ -69,41 +68,42 @@ def write(results: dict, output_dir: str) -> str:
     return path
 
 
-def define_flags() -> None:
-    flag_defs.define("string", "prior_workdir", None, "train workdir of the diffusion prior")
-    flag_defs.define("string", "vae_workdir", None, "train workdir of the melody VAE that decodes the latents")
-    flag_defs.define("string", "output_dir", None, "where reverse_process.json and the figure go")
-    evaluate.define_reference_flags()
-    flag_defs.define("integer", "num_samples", 1000, "unconditional samples scored at every recorded step")
-    flag_defs.define("integer", "every", 50, "record the x0 estimate every this many reverse steps")
-    flag_defs.define("enum", "sampler", "ddpm", "diffusion sampler", enum_values=("ddpm", "ddim"))
-    flag_defs.define("integer", "num_steps", None, "DDIM steps (default: all N)")
-    flag_defs.define("integer", "seed", 0, "seed of the sampling, decoding and GT draws")
+FLAGS = jobflags.namespace()
+flags.DEFINE_string("prior_workdir", None, "train workdir of the diffusion prior", flag_values=FLAGS)
+flags.DEFINE_string("vae_workdir", None, "train workdir of the melody VAE that decodes the latents",
+                    flag_values=FLAGS)
+flags.DEFINE_string("output_dir", None, "where reverse_process.json and the figure go", flag_values=FLAGS)
+flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir of the datasets", flag_values=FLAGS)
+flags.DEFINE_string("windows", "melody_windows/embedded", "melody windows dataset (the GT: its train split)",
+                    flag_values=FLAGS)
+flags.DEFINE_string("latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("max_reference", 20000, "training windows in the GT set at most", flag_values=FLAGS)
+flags.DEFINE_integer("num_samples", 1000, "unconditional samples scored at every recorded step", flag_values=FLAGS)
+flags.DEFINE_integer("every", 50, "record the x0 estimate every this many reverse steps", flag_values=FLAGS)
+flags.DEFINE_enum("sampler", "ddpm", SAMPLERS, "diffusion sampler", flag_values=FLAGS)
+flags.DEFINE_integer("num_sampling_steps", None, "DDIM steps (default: all N diffusion steps)", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the sampling, decoding and GT draws", flag_values=FLAGS)
 
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
-    FLAGS = flags.FLAGS
     if not FLAGS.prior_workdir or not FLAGS.vae_workdir or not FLAGS.output_dir:
         raise app.UsageError("--prior_workdir, --vae_workdir and --output_dir are required")
-    import tfds_builders  # noqa: F401  (registers smdiff's datasets)
-    from smdiff.codec.latent_codec import LatentScaling
-    from smdiff.generators.diffusion import DiffusionGenerator
-
-    latents = tfds.builder(FLAGS.latents, data_dir=FLAGS.data_dir)
-    test_latents, _ = sample.load_latent_split(latents, "test")
-    train_events, _ = evaluate.load_windows(tfds.builder(FLAGS.windows, data_dir=FLAGS.data_dir), "train")
+    joblog.setup(FLAGS.output_dir, "reverse_process")
+    test_latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents"])["latents"].astype(np.float32)
+    train_events, _ = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
     ground_truth = melody_sets.set_overlaps(
-        evaluate.reference_windows(train_events, FLAGS.max_reference, np.random.default_rng(FLAGS.seed)))
-    generator = DiffusionGenerator.from_workdir(FLAGS.prior_workdir, test_latents.shape[1], sampler=FLAGS.sampler,
-                                                num_steps=FLAGS.num_steps)
-    decoder = sample.load_vae_decoder(FLAGS.vae_workdir, LatentScaling.load(latents.data_dir))
+        melody_sets.reference_windows(train_events, FLAGS.max_reference, np.random.default_rng(FLAGS.seed)))
+    task, params = configurables.load_trained(FLAGS.prior_workdir)
+    if not isinstance(task, LatentDiffusionTask):
+        raise TypeError(f"{FLAGS.prior_workdir} trained a {type(task).__name__}, not a LatentDiffusionTask")
+    generator = DiffusionGenerator(task, params, test_latents.shape[1], sampler=FLAGS.sampler,
+                                   num_sampling_steps=FLAGS.num_sampling_steps)
+    vae_task, vae_params = configurables.load_trained(FLAGS.vae_workdir)
+    scaling = LatentScaling.load(tfds_io.dataset_dir(FLAGS.latents, FLAGS.data_dir))
+    decoder = LatentDecoder(vae_task.model, vae_params, scaling)
     results = metrics_along_reverse_process(generator, decoder, ground_truth, test_latents, FLAGS.num_samples,
                                             FLAGS.every, jax.random.PRNGKey(FLAGS.seed))
     print(f"wrote {write(results, FLAGS.output_dir)}")
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

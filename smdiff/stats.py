@@ -15,14 +15,16 @@ import json
 import os
 
 import numpy as np
+import tensorflow_datasets as tfds
 from absl import app, flags
 
-from smdiff import flag_defs
+from smdiff import jobflags, joblog
 from smdiff.evaluation.notes import events_to_notes
 
-flag_defs.define("string", "dataset", "melody_windows/embedded", "TFDS name/config of a melody dataset.")
-flag_defs.define("string", "data_dir", "data/tfds", "TFDS data dir holding the built dataset.")
-flag_defs.define("string", "output", None, "Where to write the JSON (default: in the dataset folder).")
+FLAGS = jobflags.namespace()
+flags.DEFINE_string("dataset", "melody_windows/embedded", "TFDS name/config of a melody dataset.", flag_values=FLAGS)
+flags.DEFINE_string("data_dir", "data/tfds", "TFDS data dir holding the built dataset.", flag_values=FLAGS)
+flags.DEFINE_string("output", None, "Where to write the JSON (default: in the dataset folder).", flag_values=FLAGS)
 
 
 def _summary(values: list[int]) -> dict:
@@ -76,11 +78,6 @@ def split_statistics(examples) -> dict:
 
 def dataset_statistics(dataset: str, data_dir: str) -> dict:
     """Statistics of every split of a built melody dataset, with its build tally."""
-    import tensorflow_datasets as tfds
-
-    import tfds_builders.melody_chunks  # noqa: F401  (registers the builders)
-    import tfds_builders.melody_windows  # noqa: F401
-
     builder = tfds.builder(dataset, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(f"{dataset} is not built under {data_dir}: run `tfds build` first")
@@ -123,13 +120,11 @@ def format_statistics(stats: dict) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    stats = dataset_statistics(flags.FLAGS.dataset, flags.FLAGS.data_dir)
-    output = flags.FLAGS.output or os.path.join(stats["data_dir"], "statistics.json")
+    stats = dataset_statistics(FLAGS.dataset, FLAGS.data_dir)
+    joblog.setup(stats["data_dir"], "stats")
+    output = FLAGS.output or os.path.join(stats["data_dir"], "statistics.json")
     with open(output, "w") as f:
         json.dump(stats, f, indent=1)
     print(format_statistics(stats))
     print(f"Saved {output}")
 
-
-if __name__ == "__main__":
-    app.run(main)

@@ -1,6 +1,6 @@
 """The melody VAE's validation report: reconstruction, KL per dimension, active dimensions, prior samples.
 
-    python -m smdiff.vae_report --workdir=workdirs/melody_vae_embedded \
+    smdiff vae-report --workdir=workdirs/melody_vae_embedded \
         [--dataset=melody_chunks/embedded --split=validation --output_dir=<workdir>/vae_report]
 
 Every chunk of the split is encoded; its mean mu is decoded by argmax with no teacher forcing and
@@ -19,12 +19,14 @@ from collections.abc import Iterable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags
+import tensorflow_datasets as tfds
+from absl import app, flags
 
-from smdiff import flag_defs
+from smdiff import configurables, jobflags, joblog
 from smdiff.data.melody import NOTE_OFF, events_to_note_sequence, note_sequence_to_midi_file
 from smdiff.models.melody_vae import MelodyVAE
 from smdiff.tasks.melody_vae import gaussian_kl
+from smdiff.training.input_pipeline import TfdsSource
 
 ACTIVE_SIGMA_THRESHOLD = 0.98
 PRIOR_TEMPERATURE = 0.001
@@ -105,24 +107,32 @@ def write_report(report: dict, output_dir: str) -> str:
     return path
 
 
+FLAGS = jobflags.namespace()
+flags.DEFINE_string("workdir", None, "the melody VAE's train workdir", flag_values=FLAGS)
+flags.DEFINE_string("dataset", "melody_chunks/embedded", "TFDS name/config of the chunks", flag_values=FLAGS)
+flags.DEFINE_string("split", "validation", "split to report on", flag_values=FLAGS)
+flags.DEFINE_string("data_dir", None, "TFDS data_dir (None = TFDS default)", flag_values=FLAGS)
+flags.DEFINE_string("output_dir", None, "default: <workdir>/vae_report", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 512, "chunks per batch", flag_values=FLAGS)
+flags.DEFINE_integer("num_prior_samples", 16, "prior samples written as MIDI", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the prior samples", flag_values=FLAGS)
+flags.DEFINE_bool("ema", True, "use the EMA params where the run kept them", flag_values=FLAGS)
+flags.DEFINE_integer("checkpoint_step", None, "the checkpoint to report on (default: the latest)", flag_values=FLAGS)
+
+
 def main(argv) -> None:
-    import tensorflow_datasets as tfds
-
-    from smdiff.training.loop import load_trained
-    from smdiff.training.input_pipeline import TfdsSource
-
     if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {list(argv[1:])}")
-    FLAGS = flags.FLAGS
+        raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
     if not FLAGS.workdir:
-        raise ValueError("--workdir (the melody VAE's train workdir) is required")
-    task, params = load_trained(FLAGS.workdir, ema=FLAGS.ema, step=FLAGS.checkpoint_step)
+        raise app.UsageError("--workdir (the melody VAE's train workdir) is required")
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "vae_report")
+    joblog.setup(output_dir, "vae_report")
+    task, params = configurables.load_trained(FLAGS.workdir, ema=FLAGS.ema, step=FLAGS.checkpoint_step)
     if not isinstance(task.model, MelodyVAE):
         raise ValueError(f"{FLAGS.workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
     dataset = TfdsSource(FLAGS.dataset, FLAGS.split, FLAGS.data_dir).load_process_slice()
     batches = (example["events"] for example in tfds.as_numpy(dataset.batch(FLAGS.batch_size)))
     report = reconstruction_statistics(task.model, params, batches)
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "vae_report")
     _, report["prior_samples"] = write_prior_samples(
         task.model, params, jax.random.PRNGKey(FLAGS.seed), FLAGS.num_prior_samples, output_dir)
     report.update(workdir=FLAGS.workdir, dataset=FLAGS.dataset, split=FLAGS.split, ema=FLAGS.ema,
@@ -133,25 +143,3 @@ def main(argv) -> None:
         "kl_bits_per_dim_mean", "kl_bits_total", "num_active_dims")}
     print(json.dumps(summary, indent=1))
     logging.info("report written to %s", path)
-
-
-def _define_flags() -> None:
-    """Defined on import, as every entry point's flags are (shared names keep one meaning)."""
-    flag_defs.define("string", "workdir", None, "the melody VAE's train workdir")
-    flag_defs.define("string", "dataset", "melody_chunks/embedded", "TFDS name/config of the chunks")
-    flag_defs.define("string", "split", "validation", "split to report on")
-    flag_defs.define("string", "data_dir", None, "TFDS data_dir (None = TFDS default)")
-    flag_defs.define("string", "output_dir", None, "default: <workdir>/vae_report")
-    flag_defs.define("integer", "batch_size", 512, "chunks per batch")
-    flag_defs.define("integer", "num_prior_samples", 16, "prior samples written as MIDI")
-    flag_defs.define("integer", "seed", 0, "seed of the prior samples")
-    flag_defs.define("bool", "ema", True, "use the EMA params where the run kept them")
-    flag_defs.define("integer", "checkpoint_step", None, "the checkpoint to report on (default: the latest)")
-
-
-_define_flags()
-
-if __name__ == "__main__":
-    from absl import app
-
-    app.run(main)

@@ -192,7 +192,8 @@ def test_melody_latents_builder_end_to_end(tmp_path):
     import tensorflow_datasets as tfds
 
     from smdiff import configurables
-    from smdiff.training import loop as train_module
+    from smdiff import train as train_job
+    from smdiff.training import workdir as workdir_files
     from tfds_builders import melody_common
     from tfds_builders.melody_latents import melody_latents
     from tfds_builders.melody_windows import MelodyWindows
@@ -205,11 +206,11 @@ def test_melody_latents_builder_end_to_end(tmp_path):
 
     workdir = tmp_path / "vae"
     gin.clear_config()
-    gin.add_config_file_search_path(train_module.REPO_ROOT)
+    gin.add_config_file_search_path(train_job.REPO_ROOT)
     gin.parse_config_files_and_bindings(["gin/models/melody_vae_tiny.gin", "gin/runs/cpu_smoke.gin"],
                                         ["train.num_train_steps = 2", "train.checkpoint_every_steps = 2"])
     workdir.mkdir()
-    (workdir / train_module.CONFIG_FILE).write_text(gin.config_str())
+    (workdir / workdir_files.CONFIG_FILE).write_text(gin.config_str())
     configurables.train(workdir=str(workdir), train_data=tf.data.Dataset.from_tensor_slices({"events": train_events}))
     gin.clear_config()
 
@@ -232,7 +233,7 @@ def test_melody_latents_builder_end_to_end(tmp_path):
     assert z_train.shape[1:] == (K, scaling.dim)
     np.testing.assert_allclose([z_train.min(), z_train.max()], [-1.0, 1.0], atol=1e-5)
 
-    vae_task, params = train_module.load_trained(str(workdir))
+    vae_task, params = configurables.load_trained(str(workdir))
     vae_model = vae_task.model
     stored = {(e["song_id"], e["start_chunk"]): e["latents_mu"] for e in read("validation")}
     checked = 0

@@ -14,7 +14,9 @@ import tensorflow as tf
 import jax
 import jax.numpy as jnp
 
+from smdiff import convert_magenta
 from smdiff.models import magenta_checkpoint
+from smdiff.models.params import count_params
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 
 NUM_CLASSES = 90
@@ -47,13 +49,13 @@ def magenta_shapes(z_size, encoder_size, decoder_sizes, num_classes=NUM_CLASSES)
 
 
 def count(shapes):
-    return sum(int(np.prod(shape)) for shape in shapes.values())
+    return count_params([jax.ShapeDtypeStruct(shape, np.float32) for shape in shapes.values()])
 
 
 def flax_param_count(config):
     events = jnp.zeros((1, config.seq_len), jnp.int32)
     shapes = jax.eval_shape(lambda: MelodyVAE(config).init(jax.random.PRNGKey(0), events, jax.random.PRNGKey(0)))
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
+    return count_params(shapes)
 
 
 def test_paper_size_parameter_count_equals_the_checkpoints():
@@ -207,11 +209,11 @@ def test_shape_mismatch_is_a_clear_error():
 
 
 def test_converted_workdir_loads_like_a_trained_one(magenta_checkpoint_path, tmp_path):
-    from smdiff.training.loop import load_trained
+    from smdiff.configurables import load_trained
 
     prefix, variables = magenta_checkpoint_path
     workdir = str(tmp_path / "converted")
-    magenta_checkpoint.convert(prefix, workdir)
+    convert_magenta.convert(prefix, workdir)
     task, params = load_trained(workdir)
     assert task.model.config == MelodyVAEConfig(z_size=Z_SIZE, encoder_size=ENCODER_SIZE, decoder_sizes=DECODER_SIZES)
     events = np.random.default_rng(3).integers(0, NUM_CLASSES, (2, STEPS)).astype(np.int32)
@@ -219,4 +221,4 @@ def test_converted_workdir_loads_like_a_trained_one(magenta_checkpoint_path, tmp
     tf_mu, _ = tf_encode({name: tf.constant(value) for name, value in variables.items()}, tf.constant(events))
     np.testing.assert_allclose(mu, tf_mu, atol=1e-5, rtol=1e-5)
     with pytest.raises(FileExistsError, match="already holds checkpoints"):
-        magenta_checkpoint.convert(prefix, workdir)
+        convert_magenta.convert(prefix, workdir)

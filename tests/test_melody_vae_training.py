@@ -15,8 +15,9 @@ import tensorflow as tf
 from note_seq import midi_io
 
 from smdiff import configurables  # noqa: F401  (registers the melody VAE with gin)
-from smdiff.training import loop as train_module
+from smdiff import train as train_job
 from smdiff import vae_report
+from smdiff.training import loop as train_module
 from smdiff.training.optimizer import OptimizerConfig
 from test_melody_vae import real_chunks
 
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 def tiny_task():
     gin.clear_config()
-    gin.add_config_file_search_path(train_module.REPO_ROOT)
-    gin.parse_config_file(os.path.join(train_module.REPO_ROOT, "gin", "models", "melody_vae_tiny.gin"))
+    gin.add_config_file_search_path(train_job.REPO_ROOT)
+    gin.parse_config_file(os.path.join(train_job.REPO_ROOT, "gin", "models", "melody_vae_tiny.gin"))
     task = gin.query_parameter("train.task").scoped_configurable_fn()
     gin.clear_config()
     return task

@@ -99,7 +99,8 @@ def test_bad_midi_is_a_counted_skip(tmp_path):
 def test_builder_on_a_midi_folder(tmp_path):
     import tensorflow_datasets as tfds
 
-    from tfds_builders.pianorolls import Pianorolls, load_statistics
+    from smdiff.data.tfds_io import load_metadata
+    from tfds_builders.pianorolls import Pianorolls
     from tfds_builders.pianorolls.pianorolls import PianorollConfig
 
     config = PianorollConfig(name="midi_dir_test", source="midi_dir", num_tracks=1,
@@ -107,7 +108,7 @@ def test_builder_on_a_midi_folder(tmp_path):
                                                    validation_fraction=0.3, test_fraction=0.3))
     builder = Pianorolls(config=config, data_dir=str(tmp_path))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=MIDI_DIR))
-    stats = load_statistics(builder)
+    stats = load_metadata(builder.data_dir)
     assert stats["num_pitches"] % 8 == 0 and 0 < stats["density"] < 0.2
     # Every file is either a piece of one split or a counted skip with its reason.
     assert sum(stats["pieces_per_split"].values()) + sum(stats["skipped_pieces"].values()) == 10

@@ -11,15 +11,15 @@ import jax
 import numpy as np
 import pytest
 
-from smdiff import evaluate, sample
+from smdiff import evaluate
 from smdiff.codec import latent_codec
 from smdiff.data.chunks import all_rest
 from smdiff.generators import base
 from smdiff.evaluation import overlap
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator
-from smdiff.sampling import shards
-from smdiff.sampling.decode import LatentDecoder
+from smdiff.sampling import shards, store
+from smdiff.codec.latent_codec import LatentDecoder
 import real_latents
 
 
@@ -51,14 +51,14 @@ def real_events():
 
 def test_chunks_are_identical_whichever_shard_makes_them(setting, tmp_path):
     scaling, held, decoder = setting
-    spec = sample.SamplingSpec("infilling", num_samples=10, chunk_size=4, write_midi=False)
+    spec = store.SamplingSpec("infilling", num_samples=10, chunk_size=4, write_midi=False)
     generator = PriorGenerator(scaling, held.shape[1])
     single = tmp_path / "one"
-    sample.run(generator, decoder, spec, str(single), held.shape[1], held, shard_id=0, num_shards=1)
+    store.run(generator, decoder, spec, str(single), held.shape[1], held, shard_id=0, num_shards=1)
     split = tmp_path / "three"
     for shard_id in range(3):
-        sample.run(generator, decoder, spec, str(split), held.shape[1], held, shard_id=shard_id, num_shards=3)
-    one, three = sample.load_samples(str(single), "infilling"), sample.load_samples(str(split), "infilling")
+        store.run(generator, decoder, spec, str(split), held.shape[1], held, shard_id=shard_id, num_shards=3)
+    one, three = store.load_samples(str(single), "infilling"), store.load_samples(str(split), "infilling")
     assert one["sample_index"].tolist() == list(range(10))
     for key in one:
         np.testing.assert_array_equal(one[key], three[key])
@@ -70,7 +70,7 @@ def test_chunks_are_identical_whichever_shard_makes_them(setting, tmp_path):
 
 def test_killed_run_resumes_and_writes_midi(setting, tmp_path, monkeypatch):
     scaling, held, decoder = setting
-    spec = sample.SamplingSpec("unconditional", num_samples=6, chunk_size=2)
+    spec = store.SamplingSpec("unconditional", num_samples=6, chunk_size=2)
     generator = InterpolationGenerator(scaling, held)
     calls = {"n": 0}
 
@@ -81,13 +81,13 @@ def test_killed_run_resumes_and_writes_midi(setting, tmp_path, monkeypatch):
         return decoder(rng, x)
 
     with pytest.raises(KeyboardInterrupt):
-        sample.run(generator, dying_decoder, spec, str(tmp_path), held.shape[1])
+        store.run(generator, dying_decoder, spec, str(tmp_path), held.shape[1])
     assert len(shards.completed_chunks(str(tmp_path), "unconditional")) == 1
-    first = sample.load_samples(str(tmp_path), "unconditional")
+    first = store.load_samples(str(tmp_path), "unconditional")
 
-    done = sample.run(generator, decoder, spec, str(tmp_path), held.shape[1])
+    done = store.run(generator, decoder, spec, str(tmp_path), held.shape[1])
     assert len(done) == 3
-    resumed = sample.load_samples(str(tmp_path), "unconditional")
+    resumed = store.load_samples(str(tmp_path), "unconditional")
     np.testing.assert_array_equal(resumed["events"][:2], first["events"])
     midi_files = sorted(os.listdir(os.path.join(done[1], "midi")))
     assert midi_files == ["000002.mid", "000003.mid"]
@@ -97,9 +97,9 @@ def test_unsupported_tasks_fail_clearly(setting, tmp_path):
     scaling, held, decoder = setting
     generator = PriorGenerator(scaling, held.shape[1])
     with pytest.raises(base.UnsupportedTaskError, match="variation"):
-        sample.run(generator, decoder, sample.SamplingSpec("variation", 2, 2), str(tmp_path), held.shape[1], held)
+        store.run(generator, decoder, store.SamplingSpec("variation", 2, 2), str(tmp_path), held.shape[1], held)
     with pytest.raises(ValueError, match="known_pool"):
-        sample.run(generator, decoder, sample.SamplingSpec("continuation", 2, 2), str(tmp_path), held.shape[1])
+        store.run(generator, decoder, store.SamplingSpec("continuation", 2, 2), str(tmp_path), held.shape[1])
     assert jax.device_count() == 8  # the decoder above really ran sharded
 
 
@@ -109,8 +109,8 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
     generators = {"interpolation": InterpolationGenerator(scaling, held), "prior": PriorGenerator(scaling, held.shape[1])}
     for name, generator in generators.items():
         for task in ("unconditional", "infilling"):
-            spec = sample.SamplingSpec(task, num_samples=8, chunk_size=8, write_midi=False)
-            sample.run(generator, decoder, spec, str(tmp_path / "samples" / name), held.shape[1], held)
+            spec = store.SamplingSpec(task, num_samples=8, chunk_size=8, write_midi=False)
+            store.run(generator, decoder, spec, str(tmp_path / "samples" / name), held.shape[1], held)
     out = tmp_path / "eval"
     results = evaluate.evaluate(str(tmp_path / "samples"), train_events, held_events, str(out), held, held_events,
                                 num_real=20, wandb_project="smdiff-test")  # offline (conftest)
@@ -176,7 +176,7 @@ def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(se
                                    res_width=32, film_hidden=16, noise_encoding_dim=16)
     task = LatentDiffusionTask(TransformerDDPM(config))
     params = task.init(jax.random.PRNGKey(0), {"latents": jax.numpy.asarray(held[:2])})
-    generator = DiffusionGenerator(task, params, sequence_length=held.shape[1], sampler="ddim", num_steps=20)
+    generator = DiffusionGenerator(task, params, sequence_length=held.shape[1], sampler="ddim", num_sampling_steps=20)
     rng = jax.random.PRNGKey(4)
     results = reverse_process.metrics_along_reverse_process(
         generator, decoder, melody_sets.set_overlaps(train_events), held, num_samples=6, every=5, rng=rng)

@@ -5,8 +5,6 @@ import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags
-from absl.testing import flagsaver
 
 from smdiff import stats
 from tfds_builders import melody_common
@@ -37,9 +35,8 @@ def test_stats_of_a_built_dataset(tmp_path):
     builder = MelodyChunks(config=config, data_dir=str(tmp_path))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(MIDI_DIR)))
     output = tmp_path / "stats.json"
-    flags.FLAGS.mark_as_parsed()  # as app.run would; flagsaver then sets this job's flags
-    with flagsaver.flagsaver(dataset="melody_chunks/stats_test", data_dir=str(tmp_path), output=str(output)):
-        stats.main(["stats"])
+    stats.main(stats.FLAGS(["stats", "--dataset=melody_chunks/stats_test", f"--data_dir={tmp_path}",
+                            f"--output={output}"]))
     saved = json.loads(output.read_text())
     train = saved["splits"]["train"]
     tally = saved["build_tally"]["train"]

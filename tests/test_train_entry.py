@@ -10,10 +10,9 @@ import gin
 import jax
 import numpy as np
 import pytest
-from absl import flags
 
 from smdiff import configurables  # noqa: F401  (registers every configurable the gin files name)
-from smdiff.training import loop as train_module
+from smdiff import train as train_module
 from training_tiny_task import TinyRegressionTask, compilation_cache, regression_dataset  # noqa: F401
 
 GIN_FILES = sorted(glob.glob(os.path.join(train_module.REPO_ROOT, "gin", "**", "*.gin"), recursive=True))
@@ -41,8 +40,8 @@ def test_gin_file_parses(path):
 
 def _run_main(argv):
     gin.clear_config()
-    flags.FLAGS.unparse_flags()
-    train_module.main(flags.FLAGS(argv))
+    train_module.FLAGS.unparse_flags()
+    train_module.main(train_module.FLAGS(argv))
 
 
 def test_main_trains_writes_configs_and_load_trained_rebuilds(tmp_path):
@@ -67,9 +66,9 @@ def test_main_trains_writes_configs_and_load_trained_rebuilds(tmp_path):
 
     gin.clear_config()
     gin.parse_config("TinyRegressionTask.dropout = 0.3")  # a caller's own configuration survives loading
-    task, ema_params = train_module.load_trained(str(workdir))
+    task, ema_params = configurables.load_trained(str(workdir))
     assert gin.query_parameter("TinyRegressionTask.dropout") == 0.3
-    _, raw_params = train_module.load_trained(str(workdir), ema=False)
+    _, raw_params = configurables.load_trained(str(workdir), ema=False)
     assert isinstance(task, TinyRegressionTask) and task.dropout == 0.1
     assert jax.tree.structure(ema_params) == jax.tree.structure(raw_params)
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema_params), jax.tree.leaves(raw_params)))

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from smdiff.models.params import count_params
 from smdiff.models.transformer import TransformerEncoder, position_encoding, sinusoidal_encoding
 from smdiff.models.transformer_ddpm import FiLMGenerator, TransformerDDPM, TransformerDDPMConfig
 
@@ -16,7 +17,7 @@ TINY = TransformerDDPMConfig(
 def count_parameters(config: TransformerDDPMConfig, k: int = 32) -> int:
     model = TransformerDDPM(config)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, k, config.data_dim)), jnp.zeros((1,)))
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
+    return count_params(shapes)
 
 
 def test_paper_configuration_has_25_58m_parameters():

@@ -12,6 +12,7 @@ from jax.sharding import Mesh
 from scipy import stats
 
 from real_latents import latents_dataset, scaled_corpus_latents
+from smdiff.models.params import count_params
 from smdiff.training import loop as train_module
 from smdiff.generators.base import UnsupportedTaskError, paper_infill_mask, prefix_mask
 from smdiff.generators.mdn import MDNGenerator
@@ -34,7 +35,7 @@ def _param_count(config: TransformerMDNConfig) -> int:
     model = TransformerMDN(config)
     x = jnp.zeros((1, config.sequence_length, config.latent_dim))
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)["params"]
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+    return count_params(shapes)
 
 
 def test_paper_configuration_has_38m_parameters():

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from smdiff.models.params import count_params
 from smdiff.models.unet import ResnetBlock, UNet, UNetConfig
 
 TINY = UNetConfig(base_width=8, width_multipliers=(1, 2, 2), blocks_per_level=1, attention_heads=2,
@@ -11,7 +12,7 @@ TINY = UNetConfig(base_width=8, width_multipliers=(1, 2, 2), blocks_per_level=1,
 
 
 def _count(params) -> int:
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+    return count_params(params)
 
 
 def test_output_is_one_logit_per_cell_and_depends_on_t():

@@ -1,4 +1,5 @@
-"""The latent space of the priors: VAE latents of melody windows, their active dims and [-1, 1] scaling.
+"""The latent codec of the priors: VAE latents of melody windows, their active dims and [-1, 1] scaling,
+encoding event windows into that space and decoding sequences of it back to melodies.
 
 Mittal et al. keep the latent dims the VAE actually uses (mean posterior sigma over the train set below
 0.98: 42 of 512 for `cat-mel_2bar_big`) and scale them with ONE global min and max over all train
@@ -6,12 +7,13 @@ elements: x = 2 (z - min) / (max - min) - 1. The train statistics are applied to
 released code recomputed them per split, a bug). Decoding inverts the scaling and refills the unused
 dims with N(0, 1) draws, as the prior would.
 
-`WindowEncoder` turns event windows [n, k, 32] into (mu, sigma, z) [n, k, z_size] with the VAE encoder,
-jitted and sharded over every device; z = mu + sigma * eps with eps seeded by the chunk (its song, its
-index in the melody and its events), as the released code encodes each song's chunks once: a chunk shared
-by up to k overlapping windows has the same z in each, and two passes over the data (statistics, then
-writing) draw the same z. The mean sigma that picks the active dims is a mean over distinct chunks, not
-weighted by how many windows hold a chunk.
+`WindowEncoder` turns event windows [n, k, 32] into (mu, sigma, z) [n, k, z_size] with the VAE encoder;
+z = mu + sigma * eps with eps seeded by the chunk (its song, its index in the melody and its events), as
+the released code encodes each song's chunks once: a chunk shared by up to k overlapping windows has the
+same z in each, and two passes over the data (statistics, then writing) draw the same z. The mean sigma
+that picks the active dims is a mean over distinct chunks, not weighted by how many windows hold a chunk.
+`LatentDecoder` turns x [n, k, d] back into events [n, k * 32]. Both run jitted and sharded over every
+device (`smdiff.training.sharding.ShardedApply`).
 """
 import dataclasses
 import hashlib
@@ -163,21 +165,14 @@ def chunk_seeds(song_id: str, start_chunk: int, events: np.ndarray) -> np.ndarra
 
 
 class WindowEncoder:
-    """Encodes event windows [n, k, 32] with a MelodyVAE into (mu, sigma, z), each [n, k, z_size].
-
-    One jitted function per window shape; the batch is split over the `data` axis of a mesh over all
-    devices (batches are padded up to a multiple of the device count and the padding dropped).
-    """
+    """Encodes event windows [n, k, 32] with a MelodyVAE into (mu, sigma, z), each [n, k, z_size]."""
 
     def __init__(self, model: MelodyVAE, params, seed: int = 0):
         self.model = model
         self.z_size = model.config.z_size
-        self.mesh = sharding.make_mesh()
-        self._params = jax.device_put(params, sharding.replicated(self.mesh))
         self._base_key = jax.random.PRNGKey(seed)
-        batch = sharding.batch_sharding(self.mesh)
-        self._encode = jax.jit(self._encode_batch, in_shardings=(sharding.replicated(self.mesh), batch, batch),
-                               out_shardings=batch)
+        self._encode = sharding.ShardedApply(self._encode_batch, num_replicated=1)
+        self._params = self._encode.replicate(params)
 
     def _encode_batch(self, params, events: jax.Array, seed_words: jax.Array):
         n, k, steps = events.shape
@@ -193,18 +188,34 @@ class WindowEncoder:
 
     def __call__(self, events: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """events int32 [n, k, 32], seeds uint64 [n, k] (see `chunk_seeds`) -> host (mu, sigma, z) [n, k, z]."""
-        n = len(events)
         seeds = np.asarray(seeds, np.uint64)
         if seeds.shape != events.shape[:2]:
             raise ValueError(f"need one seed per chunk, [n, k] = {events.shape[:2]}; got {seeds.shape}")
         seed_words = np.stack([seeds >> np.uint64(32), seeds & np.uint64(0xFFFFFFFF)], -1).astype(np.uint32)
-        num_devices = self.mesh.devices.size
-        padded = -(-n // num_devices) * num_devices
-        events = np.concatenate([events, np.repeat(events[:1], padded - n, 0)]) if padded > n else events
-        seed_words = np.concatenate([seed_words, np.repeat(seed_words[:1], padded - n, 0)]) if padded > n else seed_words
-        mu, sigma, z = jax.device_get(self._encode(self._params, jnp.asarray(events, jnp.int32),
-                                                   jnp.asarray(seed_words, jnp.uint32)))
-        return mu[:n], sigma[:n], z[:n]
+        return jax.device_get(self._encode(self._params, jnp.asarray(events, jnp.int32),
+                                           jnp.asarray(seed_words, jnp.uint32)))
+
+class LatentDecoder:
+    """x [n, k, d] (the priors' space) -> events int32 [n, k * 32] (argmax decoding, the paper's ~T=0.001).
+
+    Unused VAE dims are refilled with N(0, 1) draws from `rng` (REFERENCE.md).
+    """
+
+    def __init__(self, model: MelodyVAE, params, scaling: LatentScaling, temperature: float = 0.0):
+        self.scaling = scaling
+
+        def decode(params, rng, x):
+            z_rng, sample_rng = jax.random.split(rng)
+            z = scaling.to_vae(x, z_rng)  # [n, k, z_size]
+            flat = z.reshape(-1, z.shape[-1])  # [n * k, z_size]: every 2-bar latent decodes on its own
+            events = model.apply({"params": params}, flat, sample_rng, temperature, method=model.decode)
+            return events.reshape(x.shape[0], -1)  # [n, k * 32]
+
+        self._decode = sharding.ShardedApply(decode, num_replicated=2)
+        self._params = self._decode.replicate(params)
+
+    def __call__(self, rng: jax.Array, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._decode(self._params, rng, jnp.asarray(x, jnp.float32)))
 
 
 @dataclasses.dataclass

@@ -69,3 +69,10 @@ def report(samples: SetOverlaps, ground_truth: SetOverlaps) -> dict:
         "note_statistics": samples.note_statistics,
         "frame_pairs": samples.frame_pairs,
     }
+
+
+def reference_windows(train_events: np.ndarray, max_reference: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The GT set of the OA metric: the training windows, or `max_reference` of them drawn with `rng`."""
+    if max_reference is None or len(train_events) <= max_reference:
+        return train_events
+    return train_events[rng.choice(len(train_events), max_reference, replace=False)]

@@ -1,8 +1,8 @@
 """The diffusion prior as a Generator: sampling, infilling/continuation, variation and trajectories.
 
 All in the scaled latent space (x [n, k, d], see `smdiff.codec.latent_codec`). Each request is one jitted
-reverse process (`smdiff.diffusion.gaussian`) with the batch split over the `data` axis of a mesh over
-all devices; n is padded up to a multiple of the device count and the padding dropped.
+reverse process (`smdiff.diffusion.gaussian`) with the batch split over the devices
+(`smdiff.training.sharding.ShardedApply`).
 """
 import dataclasses
 from typing import Callable
@@ -10,7 +10,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from smdiff.diffusion import gaussian
 from smdiff.generators.base import check_infill_inputs
@@ -25,10 +24,11 @@ class DiffusionGenerator:
     """A trained LatentDiffusionTask's sampler.
 
     Attributes:
-      task, params: the trained model (e.g. `smdiff.training.loop.load_trained(workdir)`).
+      task, params: the trained model (e.g. `smdiff.configurables.load_trained(workdir)`).
       sequence_length: k, latents per sequence (the training data's).
-      sampler: 'ddpm' (ancestral over all N steps, the paper's) or 'ddim'.
-      num_steps, eta: DDIM's step count (default N) and stochasticity (0 = deterministic).
+      sampler: 'ddpm' (ancestral over all N diffusion steps, the paper's) or 'ddim'.
+      num_sampling_steps, eta: DDIM's step count (default: all N diffusion steps) and stochasticity
+        (0 = deterministic).
       clip_x0: clip the x0 estimates to [-1, 1] (the paper's).
     """
 
@@ -36,7 +36,7 @@ class DiffusionGenerator:
     params: object
     sequence_length: int
     sampler: str = "ddpm"
-    num_steps: int | None = None
+    num_sampling_steps: int | None = None
     eta: float = 0.0
     clip_x0: bool = True
 
@@ -46,7 +46,7 @@ class DiffusionGenerator:
         self.latent_dim = int(self.params["output"]["kernel"].shape[-1])  # d, also when the config left it open
         self._mesh = sharding.make_mesh()
         self._params = jax.device_put(self.params, sharding.replicated(self._mesh))
-        self._compiled: dict[tuple, Callable] = {}
+        self._compiled: dict[tuple, sharding.ShardedApply] = {}
 
     # ---- the Generator interface ----------------------------------------------------------------
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
@@ -63,7 +63,6 @@ class DiffusionGenerator:
         """x0 [n, k, d] diffused to step round(strength * N) and denoised back: strength near 0 keeps
         x0, 1 forgets it. Uses the generator's sampler (ancestral = every step with eta 1)."""
         x0 = self._check_sequences(x0, "x0")
-        n = len(x0)
         key = ("variation", float(strength))
         if key not in self._compiled:
             num_steps, eta = (None, 1.0) if self.sampler == "ddpm" else (self._ddim_steps(strength), self.eta)
@@ -72,10 +71,8 @@ class DiffusionGenerator:
                 return gaussian.variation(self._eps_fn(params), self.task.schedule, rng, x0, strength,
                                           num_steps=num_steps, eta=eta, clip_x0=self.clip_x0).x0
 
-            batch = sharding.batch_sharding(self._mesh)
-            self._compiled[key] = jax.jit(run, in_shardings=(sharding.replicated(self._mesh), None, batch),
-                                          out_shardings=batch)
-        return self._compiled[key](self._params, rng, self._pad(x0))[:n]
+            self._compiled[key] = sharding.ShardedApply(run, num_replicated=2, mesh=self._mesh)
+        return self._compiled[key](self._params, rng, x0)
 
     def trajectory(self, rng: jax.Array, num_samples: int, every: int = 0, known: jax.Array | None = None,
                    known_mask: jax.Array | None = None) -> gaussian.Sample:
@@ -89,24 +86,14 @@ class DiffusionGenerator:
             mask = None
         if num_samples < 1:
             raise ValueError(f"num_samples must be positive, got {num_samples}")
-        padded = self._padded_size(num_samples)
-        key = ("reverse", padded, every, None if mask is None else mask.tobytes())
+        key = ("reverse", every, None if mask is None else mask.tobytes())
         if key not in self._compiled:
-            self._compiled[key] = self._compile_reverse(padded, every, mask)
-        known = jnp.zeros((padded, self.sequence_length, self.latent_dim)) if known is None else self._pad(known)
+            self._compiled[key] = sharding.ShardedApply(self._reverse_fn(every, mask), num_replicated=2,
+                                                        out_batch_axes=(0, 1 if every else None), mesh=self._mesh)
+        known = jnp.zeros((num_samples, self.sequence_length, self.latent_dim)) if known is None else known
         x0, trajectory = self._compiled[key](self._params, rng, known)
         steps = None if not every else gaussian.trajectory_steps(self.task.schedule.num_steps, self._steps(), every)
-        return gaussian.Sample(x0[:num_samples], None if trajectory is None else trajectory[:, :num_samples], steps)
-
-    @classmethod
-    def from_workdir(cls, workdir: str, sequence_length: int, ema: bool = True, **options) -> "DiffusionGenerator":
-        """The generator of a diffusion train workdir (`options`: sampler, num_steps, eta, clip_x0)."""
-        from smdiff.training.loop import load_trained
-
-        task, params = load_trained(workdir, ema=ema)
-        if not isinstance(task, LatentDiffusionTask):
-            raise TypeError(f"{workdir} trained a {type(task).__name__}, not a LatentDiffusionTask")
-        return cls(task, params, sequence_length, **options)
+        return gaussian.Sample(x0, trajectory, steps)
 
     # ---- internals ----------------------------------------------------------------------------------
     def _eps_fn(self, params) -> gaussian.EpsFn:
@@ -120,19 +107,19 @@ class DiffusionGenerator:
         return sharded_eps
 
     def _steps(self) -> int:
-        """Reverse steps of a full run: all N for ancestral sampling, `num_steps` (default N) for DDIM."""
+        """Reverse steps of a full run: all N for ancestral sampling, `num_sampling_steps` (default N) for DDIM."""
         all_steps = self.task.schedule.num_steps
-        return all_steps if self.sampler == "ddpm" else self.num_steps or all_steps
+        return all_steps if self.sampler == "ddpm" else self.num_sampling_steps or all_steps
 
     def _ddim_steps(self, strength: float) -> int:
         """DDIM steps of a variation: the same step density as a full run, at least one."""
         return max(1, round(self._steps() * strength))
 
-    def _compile_reverse(self, padded: int, every: int, mask: np.ndarray | None) -> Callable:
-        shape = (padded, self.sequence_length, self.latent_dim)
+    def _reverse_fn(self, every: int, mask: np.ndarray | None) -> Callable:
         mask3 = None if mask is None else jnp.asarray(mask)[None, :, None]  # [1, k, 1]
 
         def run(params, rng, known):
+            shape = known.shape  # [padded n, k, d]
             conditioning = {} if mask3 is None else {"known": known, "known_mask": mask3}
             common = dict(clip_x0=self.clip_x0, trajectory_every=every, **conditioning)
             eps = self._eps_fn(params)
@@ -143,22 +130,10 @@ class DiffusionGenerator:
                                               eta=self.eta, **common)
             return result.x0, result.trajectory
 
-        batch = sharding.batch_sharding(self._mesh)
-        trajectory = NamedSharding(self._mesh, PartitionSpec(None, sharding.DATA_AXIS)) if every else None
-        return jax.jit(run, in_shardings=(sharding.replicated(self._mesh), None, batch),
-                       out_shardings=(batch, trajectory))
+        return run
 
     def _check_sequences(self, x: jax.Array, name: str) -> jax.Array:
         x = jnp.asarray(x, jnp.float32)
         if x.ndim != 3 or x.shape[1:] != (self.sequence_length, self.latent_dim):
             raise ValueError(f"{name} must have shape [n, {self.sequence_length}, {self.latent_dim}], got {x.shape}")
         return x
-
-    def _padded_size(self, n: int) -> int:
-        num_devices = self._mesh.devices.size
-        return -(-n // num_devices) * num_devices
-
-    def _pad(self, x: jax.Array) -> jax.Array:
-        """[n, ...] -> [padded n, ...], repeating the first row (dropped again after sampling)."""
-        extra = self._padded_size(len(x)) - len(x)
-        return jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)]) if extra else x

@@ -22,13 +22,15 @@ from smdiff.models.transformer_mdn import TransformerMDN
 from smdiff.training import sharding
 
 
-def _generate(decoder: TransformerMDN, temperature: float, params, sample_keys: jax.Array, known: jax.Array,
-              num_known: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _generate(decoder: TransformerMDN, temperature: float, params, rng: jax.Array, num_known: jax.Array,
+              known: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(x [n, k, d], log p(x_i | x_<i) [n, k]); positions < num_known are copied from known [n, k, d].
 
-    The log-probabilities are under the model's own density (temperature 1), whatever `temperature` draws.
+    Sample i draws with key i of `jax.random.split(rng, n)`. The log-probabilities are under the model's
+    own density (temperature 1), whatever `temperature` draws.
     """
     n, k, d = known.shape
+    sample_keys = jax.random.split(rng, n)
     cache_shapes = jax.eval_shape(decoder.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct(known.shape, known.dtype))
     cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), cache_shapes["cache"])
 
@@ -51,7 +53,7 @@ class MDNGenerator:
 
     sequence_length: k (default: the model config's; required when that is None).
     temperature: component logits / T and variances * T (1 = the model's density, the paper's setting).
-    mesh: sample over its `data` axis (default: all devices); the batch is padded to a multiple of its size.
+    mesh: sample over its `data` axis (default: all devices; see `smdiff.training.sharding.ShardedApply`).
     """
 
     def __init__(self, model: TransformerMDN, params, sequence_length: int | None = None, temperature: float = 1.0,
@@ -65,14 +67,9 @@ class MDNGenerator:
             raise ValueError(f"the model takes at most {model.config.sequence_length} latents, asked for {self.sequence_length}")
         self.latent_dim = params["input_projection"]["kernel"].shape[0]  # d, the trained model's input width
         self.temperature = temperature
-        self._mesh = sharding.make_mesh() if mesh is None else mesh
-        self._params = jax.device_put(params, sharding.replicated(self._mesh))
-        batch, replicated = sharding.batch_sharding(self._mesh), sharding.replicated(self._mesh)
-        self._generate = jax.jit(
-            functools.partial(_generate, model.clone(decode=True), temperature),
-            in_shardings=(replicated, batch, batch, replicated),
-            out_shardings=(batch, batch),
-        )
+        self._generate = sharding.ShardedApply(functools.partial(_generate, model.clone(decode=True), temperature),
+                                               num_replicated=3, mesh=mesh)
+        self._params = self._generate.replicate(params)
 
     def generate(self, rng: jax.Array, known: jax.Array, num_known: int) -> tuple[jax.Array, jax.Array]:
         """(x [n, k, d], log p(x_i | x_<i) [n, k] in nats) continuing the first `num_known` latents of known [n, k, d]."""
@@ -81,14 +78,7 @@ class MDNGenerator:
         known = jnp.asarray(known, jnp.float32)
         if known.ndim != 3 or known.shape[1:] != (self.sequence_length, self.latent_dim):
             raise ValueError(f"known must have shape [n, {self.sequence_length}, {self.latent_dim}], got {known.shape}")
-        n = known.shape[0]
-        num_devices = self._mesh.devices.size
-        padded = -(-n // num_devices) * num_devices
-        batch = sharding.batch_sharding(self._mesh)
-        sample_keys = jax.device_put(jax.random.split(rng, padded), batch)
-        known = jax.device_put(jnp.pad(known, ((0, padded - n), (0, 0), (0, 0))), batch)
-        latents, log_probs = self._generate(self._params, sample_keys, known, jnp.int32(num_known))
-        return latents[:n], log_probs[:n]
+        return self._generate(self._params, rng, jnp.int32(num_known), known)
 
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
         """num_samples fresh sequences, x [num_samples, k, d]."""

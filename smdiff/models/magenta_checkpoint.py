@@ -5,23 +5,15 @@ names Magenta's graph gives them; `melody_vae.py` keeps the same layout, so each
 Flax parameter unchanged (gate order i, j, f, o; the forget bias of 1.0 is added at run time by both).
 The sizes are read from the checkpoint's shapes. Optimizer slots and `global_step` are ignored (counted).
 
-    smdiff convert-magenta --magenta_checkpoint=cat-mel_2bar_big.ckpt --workdir=workdirs/cat-mel_2bar_big
-
-writes a workdir like a training run's: `config.gin` (the model, with `cat-mel_2bar_big`'s objective)
-and an Orbax checkpoint of the params at step 0, so `smdiff.training.loop.load_trained(workdir)` returns the
-Magenta model and every job that takes a VAE workdir (latents, sampling) takes this one.
+`smdiff convert-magenta` (smdiff/convert_magenta.py) writes them as a train workdir.
 """
 import logging
-import os
 from collections.abc import Mapping
 
 import jax
 import numpy as np
-from absl import flags
 from flax import traverse_util
 
-from smdiff import flag_defs
-from smdiff.training import loop as train_module
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 
 _ENCODER_LSTM = "encoder/cell_0/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"
@@ -123,50 +115,3 @@ def workdir_config(config: MelodyVAEConfig, source: str) -> str:
         f"melody_vae.MelodyVAEConfig.num_classes = {config.num_classes}",
         f"melody_vae.MelodyVAEConfig.seq_len = {config.seq_len}",
         ""])
-
-
-def convert(magenta_checkpoint: str, workdir: str) -> MelodyVAEConfig:
-    """Reads a Magenta checkpoint and writes it as an smdiff VAE workdir (config.gin + step-0 checkpoint)."""
-    import jax.numpy as jnp
-
-    from smdiff.training.checkpointing import Checkpointer
-    from smdiff.training.train_state import TrainState
-
-    config, params = read_magenta_checkpoint(magenta_checkpoint)
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
-        raise FileExistsError(f"{checkpoint_dir} already holds checkpoints; convert into a new workdir")
-    os.makedirs(workdir, exist_ok=True)
-    # Only params: no optimizer state or EMA (a fine-tuning run starts its own).
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params),
-                       ema_params=None, opt_state=None, rng=jax.random.PRNGKey(0))
-    checkpointer = Checkpointer(checkpoint_dir, asynchronous=False)
-    try:
-        checkpointer.save(state, {"batches_consumed": 0, "seed": 0, "global_batch_size": 0})
-        checkpointer.wait()
-    finally:
-        checkpointer.close()
-    with open(os.path.join(workdir, train_module.CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(workdir_config(config, magenta_checkpoint))
-    logging.info("converted %s (%s) into %s", magenta_checkpoint, config, workdir)
-    return config
-
-
-flag_defs.define("string", "workdir", None, "the smdiff workdir to write")
-flag_defs.define("string", "magenta_checkpoint", None,
-                 "prefix of a MusicVAE melody checkpoint, e.g. cat-mel_2bar_big.ckpt (no .index suffix)")
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {list(argv[1:])}")
-    if not flags.FLAGS.magenta_checkpoint or not flags.FLAGS.workdir:
-        raise ValueError("both --magenta_checkpoint and --workdir are required")
-    config = convert(flags.FLAGS.magenta_checkpoint, flags.FLAGS.workdir)
-    print(f"wrote {flags.FLAGS.workdir}: {config}")
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    app.run(main)

@@ -1,28 +1,17 @@
-"""Train any smdiff Task: the one train loop, its gin-configured entry point, and `load_trained`.
+"""The one train loop of every smdiff Task (`smdiff train` configures it with gin; see smdiff/train.py).
 
-    smdiff train --gin_file=gin/experiments/<run>.gin --workdir=/tmp/run [--gin_bindings='train.num_train_steps=10']
-
-The workdir (a local folder or a gs:// URL) receives `config.gin` (every binding, at start),
-`config_history/` (every start's config) and `config_fingerprint.json` (see training/run_config.py),
-`topology.json` (processes and devices), `operative_config.gin` (the bindings the run used, at the
-end), `checkpoints/`, `metrics.jsonl` and `tensorboard/`. Rerunning the same command on the same
-workdir resumes from the latest checkpoint on the same trajectory, on any number of processes; a
-restart with other bindings stops unless `--allow_config_change`.
-
-Multi-process runs (SLURM, TPU pods) call `jax.distributed.initialize()` first; `main` does that when
-the launcher sets `SMDIFF_DISTRIBUTED=1`, and writes the processes and devices to `topology.json`
-(smdiff/training/topology.py, launch/).
+The workdir (a local folder or a gs:// URL) receives `checkpoints/`, `metrics.jsonl` and `tensorboard/`
+(the train job adds the configs, smdiff/train.py). Rerunning on the same workdir resumes from the latest
+checkpoint on the same trajectory, on any number of processes.
 """
 import dataclasses
-import os
-from typing import Sequence
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
-from smdiff import flag_defs
-from smdiff.training import input_pipeline, run_config, sharding, topology
+from smdiff.models.params import count_params
+from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.input_pipeline import DataSource
 from smdiff.training.optimizer import OptimizerConfig
@@ -119,7 +108,7 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         start_step = int(jax.device_get(state.step))
         logging.info("resumed from the checkpoint at step %d in %s", start_step, workdir)
     batches = input_pipeline.train_batches(train_examples, global_batch_size, seed, start_step)
-    param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+    param_count = count_params(state.params)
     logging.info("%d parameters; global batch %d on %d devices in %d process(es)", param_count,
                  global_batch_size, mesh.devices.size, jax.process_count())
 
@@ -241,87 +230,3 @@ def _evaluate(eval_step, state: TrainState, eval_examples, global_batch_size: in
         count += 1
     return {f"{prefix}/{name}": float(value) / count
             for prefix, metrics in jax.device_get(sums).items() for name, value in metrics.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Entry point and loading a trained model (the only gin-aware code here; gin itself is imported lazily).
-
-# gin `include` lines name files relative to the repository root (gin/models/..., gin/runs/...).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_FILE = "config.gin"
-OPERATIVE_CONFIG_FILE = "operative_config.gin"
-
-
-def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tuple[Task, object]:
-    """(task, params) of a run: the Task rebuilt from the workdir's gin config, params of `step`
-    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices.
-
-    The caller's own gin configuration is put back afterwards, so sampling or evaluation jobs may call
-    this after parsing their gin files.
-    """
-    import gin
-
-    from smdiff import configurables  # noqa: F401  (registers everything gin may name)
-
-    config_path = next((os.path.join(workdir, name) for name in (OPERATIVE_CONFIG_FILE, CONFIG_FILE)
-                        if os.path.exists(os.path.join(workdir, name))), None)
-    if config_path is None:
-        raise FileNotFoundError(f"{workdir} has neither {OPERATIVE_CONFIG_FILE} nor {CONFIG_FILE}: not a train workdir")
-    callers_config = gin.config_str()
-    gin.clear_config()
-    try:
-        gin.parse_config_file(config_path)
-        task = gin.query_parameter("train.task").scoped_configurable_fn()
-    finally:
-        gin.clear_config()
-        gin.parse_config(callers_config)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=ema, step=step)
-    finally:
-        checkpointer.close()
-    return task, params
-
-
-def define_flags() -> None:
-    """The flags the train job shares with the other entry points (see smdiff/flag_defs.py)."""
-    flag_defs.define("multi_string", "gin_file", [], "gin files, applied in order (repeatable)")
-    flag_defs.define("multi_string", "gin_bindings", [], "extra gin bindings, applied after the files (repeatable)")
-    flag_defs.define("string", "workdir", None, "run directory; an existing one is resumed")
-    flag_defs.define("bool", "allow_config_change", False,
-                     "resume a workdir although its fixed gin bindings changed (see training/run_config.py)")
-
-
-def main(argv: Sequence[str]) -> None:
-    """absl main: parse gin, check a restart against the workdir's config fingerprint, record the config
-    (config.gin and config_history/), run the gin-configured `train`, write operative_config.gin."""
-    import gin
-
-    from smdiff import configurables
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected positional arguments {list(argv[1:])}; use --gin_file/--gin_bindings")
-    workdir = flags.FLAGS.workdir
-    if not workdir:
-        raise app.UsageError("--workdir is required")
-    topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
-    gin.add_config_file_search_path(REPO_ROOT)
-    gin.parse_config_files_and_bindings(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings)
-    config_text = gin.config_str()
-    if changed := run_config.check_restart(workdir, config_text, flags.FLAGS.allow_config_change):
-        logging.warning("resuming %s with changed bindings (allowed):\n  %s", workdir, "\n  ".join(changed))
-    if jax.process_index() == 0:
-        run_config.record_start(workdir, config_text)
-        (run_path(workdir) / CONFIG_FILE).write_text(config_text)
-    try:
-        configurables.train(workdir=workdir, hparams=run_config.hparams(config_text, {
-            name: flags.FLAGS[name].value for name in ("gin_file", "gin_bindings", "workdir", "allow_config_change")}))
-    finally:
-        if jax.process_index() == 0:
-            (run_path(workdir) / OPERATIVE_CONFIG_FILE).write_text(gin.operative_config_str())
-
-
-define_flags()
-
-if __name__ == "__main__":
-    app.run(main)

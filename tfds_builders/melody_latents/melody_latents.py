@@ -16,8 +16,10 @@ builder argument `vae_workdir`):
 Build (the melody_windows dataset of the config must be prepared in the same data_dir first):
 
   smdiff build tfds_builders/melody_latents --config=embedded --data_dir=data/tfds    # the config's VAE
-  python -m tfds_builders.melody_latents --config=embedded --data_dir=data/tfds \\
-      --vae_workdir=workdirs/<another VAE run>
+  smdiff build tfds_builders/melody_latents --data_dir=data/tfds \\
+      --config='{"name": "embedded", "vae_workdir": "workdirs/<another VAE run>"}'
+
+(a JSON `--config` builds a config from `LatentsConfig`'s fields, the defaults being `embedded`'s.)
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
 device; each chunk's z is seeded by the chunk (song, index, events), so both passes draw the same z and
@@ -27,15 +29,16 @@ The mean sigma that selects the active dims is taken over distinct train chunks.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from smdiff.codec import latent_codec
+from smdiff.configurables import load_trained
 from smdiff.data.array_record import WithArrayRecordCopy
 from smdiff.models.melody_vae import MelodyVAE
+from smdiff.training import workdir
 
 HOMEPAGE = "https://github.com/magenta/symbolic-music-diffusion"
 
@@ -46,7 +49,7 @@ class LatentsConfig(tfds.core.BuilderConfig):
 
     Attributes:
       windows: the prepared melody_windows dataset (name/config) in the same data_dir.
-      vae_workdir: a train workdir of the melody VAE (`smdiff.training.loop.load_trained`), EMA params if kept.
+      vae_workdir: a train workdir of the melody VAE (`smdiff.configurables.load_trained`), EMA params if kept.
       sigma_threshold: a dim is active when its mean posterior sigma over the train split is below this.
       batch_size: windows per encoder call (a multiple of the device count is best).
       seed: seed of the z draws.
@@ -122,13 +125,8 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(split) for split in self._windows.info.splits}
 
     def _load_vae(self) -> tuple[MelodyVAE, object]:
-        from smdiff.training.loop import load_trained  # the training core, only needed while building
-        from smdiff.training.checkpointing import Checkpointer
-
         task, params = load_trained(self._vae_workdir, ema=True)
-        checkpointer = Checkpointer(os.path.join(self._vae_workdir, "checkpoints"))
-        self._vae_step = checkpointer.latest_step()  # the step load_trained restored, for provenance
-        checkpointer.close()
+        self._vae_step = workdir.latest_step(self._vae_workdir)  # the step load_trained restored, for provenance
         if not isinstance(task.model, MelodyVAE):
             raise TypeError(f"{self._vae_workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
         return task.model, params

@@ -10,13 +10,12 @@ Features: `roll` uint8 [T, P] (all tracks merged), `tracks` uint8 [V, T, P] (cho
 MIDI: one merged track), `piece`, `start_step`, `transpose`, `key_tonic`, `key_mode` (0 major, 1 minor).
 P (the pitch range) is chosen from the data, so the roll's pitch axis is stored as unknown-sized; the
 range and the train split's statistics (density of ones r, polyphony) are saved with the dataset and
-read back with `load_statistics`.
+read back with `smdiff.data.tfds_io.load_metadata`.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -125,17 +124,3 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         skips = collections.Counter()
         for piece in pieces:
             yield from piece_segments(piece, split, pitch_range, self.builder_config.segment, skips)
-
-
-def load_statistics(builder: tfds.core.DatasetBuilder) -> dict:
-    """The statistics saved with a built `pianorolls` dataset (density, pitch range, polyphony, ...)."""
-    path = os.path.join(builder.data_dir, "metadata.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} missing: build the dataset first (see tfds_builders/pianorolls)")
-    with open(path) as f:
-        return json.load(f)
-
-
-def pianoroll_density(name: str = "pianorolls/bach_chorales", data_dir: str | None = None) -> float:
-    """The train split's density of ones r of a built `pianorolls` dataset (the binomial process's r)."""
-    return float(load_statistics(tfds.builder(name, data_dir=data_dir))["density"])
