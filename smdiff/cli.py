@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     if job not in JOBS:
         print(f"smdiff: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
-    joblog.quiet_native_logs()
+    if job != "demo":  # the demo runs every job in its own process
+        joblog.import_tensorflow_quietly(argv[2:])
     module = importlib.import_module(JOBS[job])
     program = f"smdiff {job}"
     if hasattr(module, "cli_main"):  # a job with its own argument parser

@@ -1,22 +1,49 @@
 """Quiet jobs: a job prints its own progress (stage lines, progress bars, the metrics that matter) and
 sends the INFO records of the libraries under it (absl, Orbax, TFDS, smdiff's own) to `<folder>/<job>.log`.
 
-Warnings and errors still reach the terminal. `--verbosity=0` (or higher) keeps every record on the
-terminal as before. TensorFlow's C++ INFO lines (oneDNN, CPU features) are silenced in `quiet_native_logs`,
-which the CLI calls before anything imports TensorFlow.
+Warnings and errors still reach the terminal. `--verbosity` (any value) keeps every record on the
+terminal as before. TensorFlow's C++ INFO lines at import (oneDNN, CPU features) are printed by absl's
+C++ logging before it is initialised, which no environment variable of TensorFlow 2.21 silences:
+`import_tensorflow_quietly`, which the CLI calls before a job imports TensorFlow, imports it with the
+process's stderr pointed at a buffer whose text `setup` then writes to the job's log.
 """
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from collections.abc import Sequence
 
 from absl import flags
 from absl import logging as absl_logging
 
+# TFDS 4.9.10 reads `.dtype` itself when decoding a ZLIB-encoded Tensor feature (tensor_feature.py) and
+# then warns that `.dtype` is deprecated: nothing smdiff's code can change, so it goes to the log.
+_LIBRARY_OWN_DEPRECATIONS = ("`FeatureConnector.dtype` is deprecated",)
+_native_import_log = ""
 
-def quiet_native_logs() -> None:
-    """TensorFlow's C++ logging: warnings and errors only, unless the caller's environment says otherwise."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+def import_tensorflow_quietly(argv: Sequence[str]) -> None:
+    """Imports TensorFlow with file descriptor 2 captured (kept for the job's log), unless `argv` asks
+    for `--verbosity`."""
+    global _native_import_log
+    if any(arg.startswith("--verbosity") for arg in argv):
+        return
+    with tempfile.TemporaryFile(mode="w+b") as buffer:
+        saved = os.dup(2)
+        os.dup2(buffer.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        buffer.seek(0)
+        _native_import_log = buffer.read().decode(errors="replace")
+
+
+class _DropLibraryDeprecations(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in _LIBRARY_OWN_DEPRECATIONS)
 
 
 def setup(folder: str | None, job: str) -> str | None:
@@ -26,6 +53,9 @@ def setup(folder: str | None, job: str) -> str | None:
         return None
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{job}.log")
+    if _native_import_log:
+        with open(path, "a") as log:
+            log.write(_native_import_log)
     handler = logging.FileHandler(path)
     handler.setFormatter(absl_logging.PythonFormatter())
     handler.setLevel(logging.INFO)
@@ -33,5 +63,7 @@ def setup(folder: str | None, job: str) -> str | None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     absl_logging.set_verbosity(absl_logging.INFO)
-    absl_logging.get_absl_handler().setLevel(logging.WARNING)
+    terminal = absl_logging.get_absl_handler()
+    terminal.setLevel(logging.WARNING)
+    terminal.addFilter(_DropLibraryDeprecations())
     return path
