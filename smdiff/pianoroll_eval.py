@@ -24,10 +24,10 @@ from absl import app, flags, logging
 
 from smdiff import configurables, jobflags, joblog
 from smdiff.data import tfds_io
-from smdiff.data.keys import MODES, Key, estimate_key
+from smdiff.data.keys import MODES, Key
 from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
-from smdiff.evaluation import plots
+from smdiff.evaluation import plots, scoring
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 
 VARIATION_STRENGTH = 0.5
@@ -38,39 +38,6 @@ def load_segments(name: str, data_dir: str | None, split: str, original_key_only
     """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode [n]."""
     return tfds_io.load_split(name, split, data_dir, ("roll", "tracks", "key_tonic", "key_mode"), limit=limit,
                               where=(lambda example: example["transpose"] == 0) if original_key_only else None)
-
-
-def _region_only(rolls: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Rolls with every cell outside `region` (broadcastable bool) switched off."""
-    return np.where(region, rolls, 0).astype(np.float32)
-
-
-def score_task(outputs: dict[str, np.ndarray], system_overlaps: dict[str, tuple[list, list]], reference: np.ndarray,
-               given: np.ndarray, keys: Sequence[Key] | None, train_overlaps, lowest_pitch: int
-               ) -> dict[str, dict[str, float]]:
-    """Metrics of each system's rolls [n, T, P] for one task; `given` [n, T, P] bool marks clamped cells.
-
-    system_overlaps: each system's `metrics.roll_overlaps`. Note P/R/F1, pitch-class distance and the
-    out-of-key rate look at the generated cells only (so the given part cannot inflate them); OA looks at
-    whole rolls. keys None: each roll's own estimated key.
-    """
-    generated_region = ~given
-    results = {}
-    for system, rolls in outputs.items():
-        generated = _region_only(rolls, generated_region)
-        scores = metrics.oa_scores(system_overlaps[system], train_overlaps)
-        if given.any():
-            scores.update(metrics.note_precision_recall_f1(generated, _region_only(reference, generated_region),
-                                                           lowest_pitch))
-            scores["pitch_class_distance"] = metrics.pitch_class_distance(
-                generated, _region_only(reference, generated_region), lowest_pitch)
-        roll_keys = keys if keys is not None else [
-            estimate_key(notes) if len(notes) else Key(0, "major")
-            for notes in (roll_to_notes(roll, lowest_pitch) for roll in rolls)]
-        scores["out_of_key_rate"] = metrics.out_of_key_rate(generated, roll_keys, lowest_pitch)
-        scores["density"] = float(rolls.mean())
-        results[system] = scores
-    return results
 
 
 def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_rolls: np.ndarray, density: float,
@@ -124,7 +91,7 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
         overlaps = {system: metrics.roll_overlaps(system_rolls, lowest, steps_per_bar)
                     for system, system_rolls in generated.items()} | {"test_data": test_overlaps}
         outputs = {**generated, "test_data": rolls}
-        results[task] = score_task(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
+        results[task] = scoring.score_rolls(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
         uncertainty[task] = metrics.bootstrap_summary(
             metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))
         if task == "variation":  # how much of the source piece a variation keeps

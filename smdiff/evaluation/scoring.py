@@ -1,5 +1,6 @@
-"""The one scoring path of sets of melodies: Table 1's OA scores (both readings) and the latent FD/MMD,
-with every headline metric named once here for the tables, the logs and the reverse-process curves.
+"""The scoring path of every evaluation job. Sets of melodies (`score`): Table 1's OA scores (both
+readings) and the latent FD/MMD, with every headline metric named once here for the tables, the logs and
+the reverse-process curves. Piano rolls (`score_rolls`): the piano-roll evaluation's metrics per system.
 
 A set is events int [n, steps] (decoded samples or real windows) and, optionally, its scaled latents
 [n, k, d]; the ground truth of the OA metric is the training set's `melody_sets.SetOverlaps`, the latent
@@ -7,9 +8,14 @@ reference the test split's latents.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from smdiff.data.keys import Key, estimate_key
+from smdiff.data.pianoroll import roll_to_notes
 from smdiff.evaluation import latent_metrics, melody_sets
+from smdiff.evaluation import pianoroll_metrics as metrics
 
 # Headline metric key (logs, JSON) -> its label (figures, reverse_process.json).
 METRICS = {
@@ -39,3 +45,37 @@ def headline(report: dict) -> dict[str, float]:
         values[f"{feature}_Var"] = variance
     values.update({key: report[key] for key in LATENT_METRICS if key in report})
     return values
+
+
+def _region_only(rolls: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Rolls with every cell outside `region` (broadcastable bool) switched off."""
+    return np.where(region, rolls, 0).astype(np.float32)
+
+
+def score_rolls(outputs: dict[str, np.ndarray], system_overlaps: dict[str, tuple[list, list]], reference: np.ndarray,
+               given: np.ndarray, keys: Sequence[Key] | None, train_overlaps, lowest_pitch: int
+               ) -> dict[str, dict[str, float]]:
+    """Metrics of each system's rolls [n, T, P] for one piano-roll task (smdiff pianoroll-eval); `given`
+    [n, T, P] bool marks clamped cells.
+
+    system_overlaps: each system's `metrics.roll_overlaps`. Note P/R/F1, pitch-class distance and the
+    out-of-key rate look at the generated cells only (so the given part cannot inflate them); OA looks at
+    whole rolls. keys None: each roll's own estimated key.
+    """
+    generated_region = ~given
+    results = {}
+    for system, rolls in outputs.items():
+        generated = _region_only(rolls, generated_region)
+        scores = metrics.oa_scores(system_overlaps[system], train_overlaps)
+        if given.any():
+            scores.update(metrics.note_precision_recall_f1(generated, _region_only(reference, generated_region),
+                                                           lowest_pitch))
+            scores["pitch_class_distance"] = metrics.pitch_class_distance(
+                generated, _region_only(reference, generated_region), lowest_pitch)
+        roll_keys = keys if keys is not None else [
+            estimate_key(notes) if len(notes) else Key(0, "major")
+            for notes in (roll_to_notes(roll, lowest_pitch) for roll in rolls)]
+        scores["out_of_key_rate"] = metrics.out_of_key_rate(generated, roll_keys, lowest_pitch)
+        scores["density"] = float(rolls.mean())
+        results[system] = scores
+    return results

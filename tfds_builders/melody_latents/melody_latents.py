@@ -16,10 +16,10 @@ builder argument `vae_workdir`):
 Build (the melody_windows dataset of the config must be prepared in the same data_dir first):
 
   smdiff build tfds_builders/melody_latents --config=embedded --data_dir=data/tfds    # the config's VAE
-  smdiff build tfds_builders/melody_latents --data_dir=data/tfds \\
-      --config='{"name": "embedded", "vae_workdir": "workdirs/<another VAE run>"}'
+  smdiff build melody_latents/embedded/vae_workdir=workdirs/<another VAE run> --data_dir=data/tfds
 
-(a JSON `--config` builds a config from `LatentsConfig`'s fields, the defaults being `embedded`'s.)
+(TFDS passes the `/key=value` part of a dataset name to the builder; a new config of your own is a JSON
+`--config='{"name": ..., "windows": ..., "vae_workdir": ...}'` of `LatentsConfig`'s fields.)
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
 device; each chunk's z is seeded by the chunk (song, index, events), so both passes draw the same z and
