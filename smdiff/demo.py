@@ -74,7 +74,7 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
         ("melody VAE", _train("gin/experiments/melody_vae_embedded_cpu.gin", vae, data_dir, settings.vae_steps)),
         ("VAE report", _python("-m", "smdiff.cli", "vae-report", f"--workdir={vae}", f"--data_dir={data_dir}")),
         ("latent dataset", _python("-m", "smdiff.cli", "build", f"melody_latents/embedded/vae_workdir={vae}",
-                                   f"--data_dir={data_dir}")),
+                                   "--imports=tfds_builders", f"--data_dir={data_dir}")),
         ("diffusion prior", _train("gin/experiments/latent_diffusion_embedded_cpu.gin", ddpm, data_dir,
                                    settings.prior_steps)),
         ("TransformerMDN", _train("gin/experiments/mdn_embedded_cpu.gin", mdn, data_dir, settings.mdn_steps)),

@@ -146,12 +146,7 @@ def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | Non
 FLAGS = jobflags.namespace()
 flags.DEFINE_string("samples_dir", None, "folder with one sub-folder of chunks per generator", flag_values=FLAGS)
 flags.DEFINE_string("output_dir", None, "where the table and figures go", flag_values=FLAGS)
-flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir of the datasets", flag_values=FLAGS)
-flags.DEFINE_string("windows", "melody_windows/embedded", "melody windows dataset (GT, Train, Test)",
-                    flag_values=FLAGS)
-flags.DEFINE_string("latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)",
-                    flag_values=FLAGS)
-flags.DEFINE_integer("max_reference", 20000, "training windows in the GT set at most", flag_values=FLAGS)
+jobflags.define_melody_reference(FLAGS)  # --data_dir, --windows (GT, Train and Test rows), --latents, --max_reference
 flags.DEFINE_integer("num_real", 1000, "windows of each split in the Train and Test rows", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "seed of the random draws", flag_values=FLAGS)
 flags.DEFINE_string("wandb_project", None, "also log the table and figures to this W&B project", flag_values=FLAGS)

@@ -21,6 +21,18 @@ def namespace() -> flags.FlagValues:
     return flag_values
 
 
+def define_melody_reference(flag_values: flags.FlagValues) -> None:
+    """The datasets a set of melodies is measured against (`smdiff evaluate`, `smdiff reverse-process`):
+    the melody windows (the OA metric's GT is drawn from their train split) and the latents (FD/MMD:
+    their test split)."""
+    flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir of the datasets", flag_values=flag_values)
+    flags.DEFINE_string("windows", "melody_windows/embedded", "melody windows dataset (GT: its train split)",
+                        flag_values=flag_values)
+    flags.DEFINE_string("latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("max_reference", 20000, "training windows in the GT set at most", flag_values=flag_values)
+
+
 def parse(flag_values: flags.FlagValues, argv: Sequence[str], renamed: Mapping[str, str] | None = None) -> list[str]:
     """Parses `argv` (program name first) into `flag_values`; returns the positional arguments.
 

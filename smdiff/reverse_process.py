@@ -73,12 +73,7 @@ flags.DEFINE_string("prior_workdir", None, "train workdir of the diffusion prior
 flags.DEFINE_string("vae_workdir", None, "train workdir of the melody VAE that decodes the latents",
                     flag_values=FLAGS)
 flags.DEFINE_string("output_dir", None, "where reverse_process.json and the figure go", flag_values=FLAGS)
-flags.DEFINE_string("data_dir", "data/tfds", "TFDS data_dir of the datasets", flag_values=FLAGS)
-flags.DEFINE_string("windows", "melody_windows/embedded", "melody windows dataset (the GT: its train split)",
-                    flag_values=FLAGS)
-flags.DEFINE_string("latents", "melody_latents/embedded", "latent dataset (FD/MMD: its test split)",
-                    flag_values=FLAGS)
-flags.DEFINE_integer("max_reference", 20000, "training windows in the GT set at most", flag_values=FLAGS)
+jobflags.define_melody_reference(FLAGS)  # --data_dir, --windows, --latents, --max_reference
 flags.DEFINE_integer("num_samples", 1000, "unconditional samples scored at every recorded step", flag_values=FLAGS)
 flags.DEFINE_integer("every", 50, "record the x0 estimate every this many reverse steps", flag_values=FLAGS)
 flags.DEFINE_enum("sampler", "ddpm", SAMPLERS, "diffusion sampler", flag_values=FLAGS)

@@ -71,7 +71,7 @@ def test_short_real_training_run_lowers_validation_loss(trained):
 
 def test_generator_samples_infills_and_varies(trained, scaled_latents):
     task, params, _ = trained
-    generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_steps=50, eta=1.0)
+    generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_sampling_steps=50, eta=1.0)
     samples = generator.sample(jax.random.PRNGKey(3), 5)  # 5 is padded to the 8 devices and trimmed
     assert samples.shape == (5, K, 5) and np.all(np.abs(samples) <= 1.0)
 

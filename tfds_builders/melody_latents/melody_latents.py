@@ -16,9 +16,11 @@ builder argument `vae_workdir`):
 Build (the melody_windows dataset of the config must be prepared in the same data_dir first):
 
   smdiff build tfds_builders/melody_latents --config=embedded --data_dir=data/tfds    # the config's VAE
-  smdiff build melody_latents/embedded/vae_workdir=workdirs/<another VAE run> --data_dir=data/tfds
+  smdiff build melody_latents/embedded/vae_workdir=workdirs/<another VAE run> --imports=tfds_builders \\
+      --data_dir=data/tfds
 
-(TFDS passes the `/key=value` part of a dataset name to the builder; a new config of your own is a JSON
+(TFDS passes the `/key=value` part of a registered dataset's name to the builder; `--imports` makes it
+look the name up among the registered builders. A new config of your own is a JSON
 `--config='{"name": ..., "windows": ..., "vae_workdir": ...}'` of `LatentsConfig`'s fields.)
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
