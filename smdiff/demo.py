@@ -136,7 +136,7 @@ def main() -> None:
     print("\n" + "\n".join(f"{name:32s} {value:8.0f} s" for name, value in seconds.items()))
     print(f"\nThis run: {time.time() - start:.0f} s. Everything is in {out}:")
     print(f"  {os.path.join(out, 'evaluation', 'table1.md')}  (Table 1), figures in evaluation/figures/, "
-          f"MIDI in samples/<generator>/<task>-*/midi/")
+          f"MIDI in samples/<generator>/<mode>-*/midi/")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from smdiff import configurables, jobflags, joblog
 from smdiff.codec.latent_codec import LatentDecoder, LatentScaling
@@ -51,8 +51,8 @@ def metrics_along_reverse_process(generator, decoder: LatentDecoder, ground_trut
         values = scoring.headline(scoring.score(events, ground_truth, estimate, test_latents))
         for key, label in scoring.METRICS.items():
             curves[label].append(values[key])
-        logging.info("step %d: %s", result.trajectory_steps[index],
-                     ", ".join(f"{name} {values[-1]:.3f}" for name, values in curves.items()))
+        print(f"step {result.trajectory_steps[index]}: "
+              + ", ".join(f"{name} {values[-1]:.3f}" for name, values in curves.items()), flush=True)
     return {"steps": [int(step) for step in result.trajectory_steps], **curves}
 
 

@@ -20,9 +20,9 @@ import gin
 import jax
 from absl import app, flags, logging
 
-from smdiff import configurables, jobflags
+from smdiff import configurables, jobflags, joblog
 from smdiff.training import run_config, topology
-from smdiff.training.paths import run_path
+from smdiff.training.paths import is_url, run_path
 from smdiff.training.workdir import CONFIG_FILE, OPERATIVE_CONFIG_FILE
 
 # gin `include` lines name files relative to the repository root (gin/models/..., gin/runs/...).
@@ -47,6 +47,7 @@ def main(argv: Sequence[str]) -> None:
     if not workdir:
         raise app.UsageError("--workdir is required")
     topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
+    joblog.setup(None if is_url(workdir) else workdir, "train")  # a URL workdir: records stay on the terminal
     gin.add_config_file_search_path(REPO_ROOT)
     gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings)
     config_text = gin.config_str()
@@ -56,8 +57,11 @@ def main(argv: Sequence[str]) -> None:
         run_config.record_start(workdir, config_text)
         (run_path(workdir) / CONFIG_FILE).write_text(config_text)
     try:
-        configurables.train(workdir=workdir, hparams=run_config.hparams(config_text, {
+        result = configurables.train(workdir=workdir, hparams=run_config.hparams(config_text, {
             name: FLAGS[name].value for name in ("gin_file", "gin_bindings", "workdir", "allow_config_change")}))
+        if jax.process_index() == 0:
+            metrics = {**result.train_metrics, **result.eval_metrics}
+            print(", ".join(f"{name} {value:.4g}" for name, value in metrics.items() if "per_sec" not in name))
     finally:
         if jax.process_index() == 0:
             (run_path(workdir) / OPERATIVE_CONFIG_FILE).write_text(gin.operative_config_str())

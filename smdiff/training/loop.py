@@ -9,6 +9,7 @@ import dataclasses
 import jax
 import numpy as np
 from absl import logging
+from tqdm import tqdm
 
 from smdiff.models.params import count_params
 from smdiff.training import input_pipeline, sharding
@@ -127,6 +128,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                                  peak_flops(jax.devices()[0].device_kind, peak_tflops))
     preemption = PreemptionWatch()
     preempted = False
+    progress = tqdm(total=num_train_steps, initial=start_step, desc="train", unit=" steps",
+                    disable=jax.process_index() != 0)
     try:
         for step in range(start_step, num_train_steps):
             state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
@@ -142,11 +145,13 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                                  for name, value in jax.device_get(metric_sums).items() if name != "finite"}
                 train_metrics.update({f"train/{name}": rate for name, rate in throughput.report().items()})
                 writer.write_scalars(done, train_metrics)
+                progress.set_postfix(loss=f"{train_metrics['train/loss']:.4g}", refresh=False)
                 metric_sums, steps_in_sums = None, 0
             if eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps):
                 eval_metrics = _evaluate(eval_step, state, eval_examples, global_batch_size, num_eval_batches, mesh, seed)
                 writer.write_scalars(done, eval_metrics)
                 throughput.restart()
+            progress.update(1)
             preempted = preemption.reached(done)
             if done % checkpoint_every_steps == 0 or done == num_train_steps or preempted:
                 checkpointer.save(state, {**data_position, "batches_consumed": done})
@@ -157,6 +162,7 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                 break
         checkpointer.wait()
     finally:
+        progress.close()
         preemption.close()
         writer.close()
         checkpointer.close()
