@@ -33,16 +33,32 @@ _DATASET_INFO = "tfds.core.DatasetInfo("
 
 
 class _InfoToLog(io.TextIOBase):
-    """stdout that sends TFDS's printout of a built DatasetInfo (tens of lines) to `log`, the rest on."""
+    """stdout that sends TFDS's printout of a built DatasetInfo (tens of lines, between blank lines) to
+    `log` and the rest on to the terminal."""
 
     def __init__(self, terminal, log):
         self._terminal, self._log = terminal, log
+        self._held_newlines = ""  # blank lines that may frame a DatasetInfo printout
+        self._in_info = False
 
     def write(self, text: str) -> int:
-        (self._log if text.startswith(_DATASET_INFO) else self._terminal).write(text)
+        if text == "\n":
+            self._held_newlines += text
+            return len(text)
+        if text.startswith(_DATASET_INFO):
+            self._log.write(self._held_newlines + text)
+            self._held_newlines, self._in_info = "", True
+            return len(text)
+        if not self._in_info:
+            self._terminal.write(self._held_newlines)
+        self._held_newlines, self._in_info = "", False
+        self._terminal.write(text)
         return len(text)
 
     def flush(self) -> None:
+        if not self._in_info:
+            self._terminal.write(self._held_newlines)
+        self._held_newlines = ""
         self._terminal.flush()
         self._log.flush()
 

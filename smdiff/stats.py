@@ -19,6 +19,7 @@ import tensorflow_datasets as tfds
 from absl import app, flags
 
 from smdiff import jobflags, joblog
+from smdiff.data import tfds_io
 from smdiff.evaluation.notes import events_to_notes
 
 FLAGS = jobflags.namespace()
@@ -120,8 +121,8 @@ def format_statistics(stats: dict) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    joblog.setup(tfds_io.dataset_dir(FLAGS.dataset, FLAGS.data_dir), "stats")
     stats = dataset_statistics(FLAGS.dataset, FLAGS.data_dir)
-    joblog.setup(stats["data_dir"], "stats")
     output = FLAGS.output or os.path.join(stats["data_dir"], "statistics.json")
     with open(output, "w") as f:
         json.dump(stats, f, indent=1)

@@ -133,11 +133,13 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
             raise TypeError(f"{self._vae_workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
         return task.model, params
 
-    def _encoded(self, split: str, skipped: dict[str, int]):
-        """The split's encoded windows in batches, with a progress bar."""
+    def _encoded(self, split: str, skipped: dict[str, int], progress_bar: bool = True):
+        """The split's encoded windows in batches, with a progress bar unless TFDS shows its own (when
+        writing the examples)."""
         windows = tfds.as_numpy(self._windows.as_dataset(split=split, shuffle_files=False))
         total = self._windows.info.splits[split].num_examples
-        progress = tfds.core.utils.tqdm(total=total, desc=f"encoding {split}", unit=" windows", file=sys.stdout)
+        progress = tfds.core.utils.tqdm(total=total, desc=f"encoding {split}", unit=" windows", file=sys.stdout,
+                                        disable=not progress_bar)
         for batch in latent_codec.encode_windows(self._encoder, windows, self.builder_config.batch_size, skipped):
             progress.update(len(batch.song_id))
             yield batch
@@ -147,7 +149,7 @@ class MelodyLatents(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         skipped: dict[str, int] = {"duplicate_windows": 0}
         seen: set[str] = set()
         kept = 0
-        for batch in self._encoded(split, skipped):
+        for batch in self._encoded(split, skipped, progress_bar=False):
             scaled_z = np.asarray(self._scaling.to_model(batch.z), np.float32)  # [n, k, d]
             scaled_mu = np.asarray(self._scaling.to_model(batch.mu), np.float32)
             for i, (song_id, start, seed) in enumerate(zip(batch.song_id, batch.start_chunk, batch.seed)):
