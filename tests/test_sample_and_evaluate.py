@@ -133,7 +133,7 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
     for generator, row in rows.items():
         for task in ("unconditional", "infilling"):
             generated, empty_pairs, pairs = pooled(
-                sample.load_samples(str(tmp_path / "samples" / generator), task)["events"])
+                store.load_samples(str(tmp_path / "samples" / generator), task)["events"])
             report = results[row][task]
             for feature in ("pitch", "duration"):
                 expected = [max(0.0, 1 - abs(statistic(generated[feature]) - statistic(ground_truth[feature]))
