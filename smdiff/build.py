@@ -40,6 +40,7 @@ class _InfoToLog(io.TextIOBase):
         self._terminal, self._log = terminal, log
         self._held_newlines = ""  # blank lines that may frame a DatasetInfo printout
         self._in_info = False
+        self.diverted = False  # a DatasetInfo printout went to the log
 
     def write(self, text: str) -> int:
         if text == "\n":
@@ -47,7 +48,7 @@ class _InfoToLog(io.TextIOBase):
             return len(text)
         if text.startswith(_DATASET_INFO):
             self._log.write(self._held_newlines + text)
-            self._held_newlines, self._in_info = "", True
+            self._held_newlines, self._in_info, self.diverted = "", True, True
             return len(text)
         if not self._in_info:
             self._terminal.write(self._held_newlines)
@@ -68,8 +69,11 @@ def _build(args) -> None:
     if log_path is None:
         args.execute()
         return
-    with open(log_path, "a") as log, contextlib.redirect_stdout(_InfoToLog(sys.stdout, log)):
+    terminal = sys.stdout
+    with open(log_path, "a") as log, contextlib.redirect_stdout(_InfoToLog(terminal, log)) as stdout:
         args.execute()
+    if stdout.diverted:  # end TFDS's last progress line (on stderr), as the printout's blank lines did
+        terminal.write("\n")
 
 
 def cli_main(argv: list[str]) -> None:
