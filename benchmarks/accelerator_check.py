@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks import report
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
+from smdiff.models.params import count_params
 from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
 from smdiff.models.transformer_mdn import TransformerMDN, TransformerMDNConfig
 from smdiff.models.unet import UNet, UNetConfig
@@ -144,7 +145,7 @@ def check_training(name: str, dtype: str, task, batch: dict, optimizer: Optimize
     batch = sharding.global_batch(batch, mesh)
     tx = optimizer.make()
     state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, mesh, use_ema=False)
-    params = sum(x.size for x in jax.tree.leaves(state.params))
+    params = count_params(state.params)
     start = time.perf_counter()
     step = make_train_step(task, tx, optimizer.schedule(), 0.0, mesh).lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start
