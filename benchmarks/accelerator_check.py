@@ -213,7 +213,7 @@ def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, m
         checks.append((f"DDPM batch {batch} ({dtype})", ddpm))
 
     def ddim():
-        generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_steps=size.ddim_steps)
+        generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_sampling_steps=size.ddim_steps)
         flops = denoiser_flops(largest)
         return check_sampling(f"DDIM, {size.ddim_steps} steps", dtype, lambda rng: generator.sample(rng, largest), largest,
                               flops and flops * size.ddim_steps, peak, min_seconds, goal=False)
