@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from smdiff.data.array_record import has_array_record
+
 NumpyBatch = dict[str, np.ndarray]
 Example = dict[str, Any]
 
@@ -43,8 +45,6 @@ class TfdsSource:
 
     def random_access(self) -> Sequence[Example]:
         """The whole split as a random-access sequence of examples (TFDS ArrayRecord data source)."""
-        from smdiff.data.array_record import has_array_record
-
         builder = self._builder()
         if not has_array_record(tfds.builder_from_directory(builder.data_dir)):
             raise FileNotFoundError(
