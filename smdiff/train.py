@@ -19,6 +19,7 @@ from typing import Sequence
 import gin
 import jax
 from absl import app, flags, logging
+from jax.experimental import multihost_utils
 
 from smdiff import configurables, jobflags, joblog
 from smdiff.training import run_config, topology
@@ -53,6 +54,8 @@ def main(argv: Sequence[str]) -> None:
     config_text = gin.config_str()
     if changed := run_config.check_restart(workdir, config_text, FLAGS.allow_config_change):
         logging.warning("resuming %s with changed bindings (allowed):\n  %s", workdir, "\n  ".join(changed))
+    if jax.process_count() > 1:  # every process has read the fingerprint before process 0 rewrites it
+        multihost_utils.sync_global_devices("smdiff train: restart checked")
     if jax.process_index() == 0:
         run_config.record_start(workdir, config_text)
         (run_path(workdir) / CONFIG_FILE).write_text(config_text)

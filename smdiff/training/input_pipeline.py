@@ -46,14 +46,18 @@ class TfdsSource:
     def random_access(self) -> Sequence[Example]:
         """The whole split as a random-access sequence of examples (TFDS ArrayRecord data source)."""
         builder = self._builder()
-        if not has_array_record(tfds.builder_from_directory(builder.data_dir)):
+        # The prepared dataset's own info: TFDS 4.9.10's registered builders read dataset_info.json without
+        # its alternative file formats (DatasetInfo.read_from_directory keeps them only in the proto), so
+        # `as_data_source` on them refuses the ArrayRecord copy; the builder made from the directory has them.
+        prepared = tfds.builder_from_directory(builder.data_dir)
+        if not has_array_record(prepared):
             raise FileNotFoundError(
                 f"{self.name} in {builder.data_dir} has no ArrayRecord copy, which training reads (random "
                 f"access for a topology-independent order); smdiff's builders write one since this was "
                 f"built. Add it in place: python -c \"import tensorflow_datasets as tfds, tfds_builders; "
                 f"from smdiff.data.array_record import add_array_record_copy; add_array_record_copy("
                 f"tfds.builder('{self.name}', data_dir='{self.data_dir}'))\"")
-        return builder.as_data_source(split=self.split, file_format=tfds.core.FileFormat.ARRAY_RECORD)
+        return prepared.as_data_source(split=self.split, file_format=tfds.core.FileFormat.ARRAY_RECORD)
 
     def load_process_slice(self) -> tf.data.Dataset:
         """This process's even share of the split (`tfds.split_for_jax_process`), in file order, as
