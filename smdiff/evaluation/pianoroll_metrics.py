@@ -98,6 +98,13 @@ def oa_scores(sample_overlaps: tuple[list, list], train_overlaps: tuple[list, li
     return scores
 
 
+def bootstrap_draws(n: int, num_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """int [R, n]: how many times each of n segments is in bootstrap resample r (shared by all systems, so that
+    comparisons between them are paired)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])
+
+
 def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: tuple[list, list],
                  num_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Each system's `oa_scores` on bootstrap resamples of the segments: {system: {score: [R]}}.
@@ -109,9 +116,7 @@ def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: 
     sizes = {len(overlaps[0]) for overlaps in system_overlaps.values()}
     if len(sizes) != 1:
         raise ValueError(f"the systems must score the same segments, got set sizes {sorted(sizes)}")
-    n = sizes.pop()
-    rng = np.random.default_rng(seed)
-    draws = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])  # [R, n]
+    draws = bootstrap_draws(sizes.pop(), num_resamples, seed)
     return {system: oa_scores(overlaps, train_overlaps, draws) for system, overlaps in system_overlaps.items()}
 
 

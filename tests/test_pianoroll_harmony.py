@@ -1,0 +1,87 @@
+"""Harmony metrics (smdiff/evaluation/harmony.py) and the rule / transposed-Bach baselines
+(smdiff/generators/pianoroll_baselines.py) on hand-made voices with known answers and on real chorales."""
+import numpy as np
+import pytest
+
+from smdiff.data import chorales
+from smdiff.data.keys import Key
+from smdiff.data.pianoroll import PitchRange, notes_to_roll
+from smdiff.evaluation import harmony
+from smdiff.evaluation import pianoroll_metrics as metrics
+from smdiff.generators import pianoroll_baselines as baselines
+
+SPB = 1  # steps per beat in the hand-made examples: a step is a quarter, a bar 4 steps
+REST = -1
+# A C-major soprano (tonic triad outlined, so the melody alone names the key) over 8 quarters.
+SOPRANO = [72, 76, 79, 77, 76, 74, 72, 72]
+
+
+def _voices(*lines):
+    return np.array(lines, np.int32)
+
+
+def _count(voices, metric, reference=None):
+    reference = voices if reference is None else reference
+    return harmony.segment_counts(voices, reference, SPB)[metric]
+
+
+def test_melody_alone_names_the_key():
+    assert harmony.melody_key(_voices(SOPRANO, [REST] * 8)) == Key(0, "major")
+    assert harmony.melody_key(_voices([REST] * 8, [60] * 8)) is None
+
+
+def test_textbook_parallel_fifths_and_octaves():
+    # C-F to D-G: soprano and alto a fifth apart both step up; soprano and bass two octaves apart both step up.
+    voices = _voices([72, 72, 74, 74], [65, 65, 67, 67], [REST] * 4, [48, 48, 50, 50])
+    assert _count(voices, "parallel_fifths") == (1, 1.0)
+    assert _count(voices, "parallel_octaves") == (1, 1.0)
+    # Contrary motion into the same intervals is correct voice leading: nothing counted.
+    contrary = _voices([72, 72, 74, 74], [65, 65, 67, 67], [REST] * 4, [60, 60, 50, 50])
+    assert _count(contrary, "parallel_octaves") == (0, 1.0)
+    # Similar motion from a third into a fifth (a hidden fifth) is not a parallel one.
+    hidden = _voices([72, 74], [69, 67], [REST] * 2, [REST] * 2)
+    assert _count(hidden, "parallel_fifths")[0] == 0
+
+
+def test_crossing_counts_steps_where_a_lower_voice_is_above():
+    voices = _voices([72, 72, 72, 72], [67, 74, 67, REST], [60, 60, 60, 60], [48, 48, 48, 48])
+    # Adjacent pairs sounding together: S/A 3 steps, A/T 3, T/B 4; the alto is above the soprano once.
+    assert _count(voices, "crossing") == (1, 10)
+    separated, dropped = harmony.voices_by_pitch_order(
+        notes_to_roll(np.array([[0, 4, 72], [0, 4, 60], [0, 4, 48], [1, 2, 74], [1, 2, 67]]), 4,
+                      PitchRange(40, 40)), 40)
+    assert dropped == 1  # five pitches at step 1, four voices
+    assert _count(separated, "crossing")[0] == 0  # pitch order cannot cross
+
+
+def test_consonance_on_strong_beat_onsets():
+    # Step 0 (beat 1): soprano C5 over alto A4 (a minor third, consonant) and bass G3 (a fourth against the bass,
+    # dissonant). Step 2 (beat 3): soprano D5 over bass G2 (a compound fifth, consonant) and the alto's held A4
+    # (a fourth against an inner voice, consonant). Steps 1 and 3 are weak beats and not checked.
+    voices = _voices([72, 72, 74, 74], [69, 69, 69, 70], [REST] * 4, [55, 55, 43, 43])
+    assert _count(voices, "consonance") == (3, 4)
+    # A second against the melody on a strong beat is dissonant.
+    assert _count(_voices([72, 72], [70, 70], [REST] * 2, [REST] * 2), "consonance") == (0, 1)
+
+
+def test_out_of_key_range_distance_and_f1():
+    alto_line = [67, 67, 66, 67, 67, 65, 64, 64]  # one F sharp in C major
+    voices = _voices(SOPRANO, alto_line, [REST] * 8, [36] * 8)  # the bass's C2 is below E2
+    assert _count(voices, "out_of_key") == (1, 6)  # alto G F# G F E, bass C
+    assert _count(voices, "out_of_range") == (1, 6)
+    reference = _voices(SOPRANO, [67] * 8, [REST] * 8, [48] * 8)
+    # Generated durations: C 8, E 2, F 1, F# 1, G 4 (of 16); the reference's: C 8, G 8.
+    assert _count(voices, "pitch_class_distance", reference) == pytest.approx((0.5 * (2 + 1 + 1 + 4) / 16, 1))
+    # Only the alto's G at step 0 matches (the bass's C2 is not the reference's C3).
+    assert _count(voices, "note_f1", reference) == (2 * 1, 6 + 2)
+    silent = _voices(SOPRANO, *[[REST] * 8] * 3)
+    assert _count(silent, "pitch_class_distance", reference) == (0.0, 0.0)  # left out, not scored 1
+
+
+def test_ratio_bootstrap_pools_segments_and_reuses_the_draws():
+    counts = {"a": {"m": (np.array([1.0, 3.0]), np.array([2.0, 4.0]))}}
+    assert harmony.ratio(*counts["a"]["m"]) == pytest.approx(4 / 6)
+    draws = metrics.bootstrap_draws(2, num_resamples=50)
+    resampled = harmony.ratio_bootstrap(counts, draws)["a"]["m"]
+    assert resampled.shape == (50,) and set(np.round(resampled, 6)) <= {0.5, 0.75, round(4 / 6, 6)}
+    assert np.isnan(harmony.ratio(np.zeros(2), np.zeros(2)))
