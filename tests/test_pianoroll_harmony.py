@@ -1,11 +1,14 @@
 """Harmony metrics (smdiff/evaluation/harmony.py) and the rule / transposed-Bach baselines
 (smdiff/generators/pianoroll_baselines.py) on hand-made voices with known answers and on real chorales."""
+import collections
+
 import numpy as np
 import pytest
 
 from smdiff.data import chorales
 from smdiff.data.keys import Key
 from smdiff.data.pianoroll import PitchRange, notes_to_roll
+from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments
 from smdiff.evaluation import harmony
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines as baselines
@@ -85,3 +88,72 @@ def test_ratio_bootstrap_pools_segments_and_reuses_the_draws():
     resampled = harmony.ratio_bootstrap(counts, draws)["a"]["m"]
     assert resampled.shape == (50,) and set(np.round(resampled, 6)) <= {0.5, 0.75, round(4 / 6, 6)}
     assert np.isnan(harmony.ratio(np.zeros(2), np.zeros(2)))
+
+
+@pytest.fixture(scope="module")
+def chorale_segments():
+    """Voice-separated segments [n, 4, T, P] of four real chorales, untransposed, and the lowest pitch."""
+    pieces = [chorales.parse_chorale(name, steps_per_quarter=4)
+              for name in ("bach/bwv269", "bach/bwv347", "bach/bwv153.1", "bach/bwv86.6")]
+    assert all(isinstance(piece, chorales.Piece) for piece in pieces), pieces
+    config = SegmentConfig()
+    pitch_range = choose_pitch_range(pieces, config)
+    skips = collections.Counter()
+    tracks = np.stack([example["tracks"] for piece in pieces
+                       for _, example in piece_segments(piece, "test", pitch_range, config, skips)])
+    return tracks, pitch_range.lowest_pitch
+
+
+def _scores(voices, references):
+    return {metric: harmony.ratio(*pair) for metric, pair in harmony.score_segments(voices, references, 4).items()}
+
+
+def test_bach_scores_like_bach(chorale_segments):
+    tracks, lowest = chorale_segments
+    bach = [harmony.voices_from_tracks(t, lowest) for t in tracks]
+    scores = _scores(bach, bach)
+    assert scores["parallel_fifths"] + scores["parallel_octaves"] < 0.05  # per bar: a rare slip at most
+    assert scores["out_of_key"] < 0.15 and scores["consonance"] > 0.8 and scores["crossing"] < 0.03
+    assert scores["pitch_class_distance"] == 0 and scores["note_f1"] == 1
+    # The same alto a semitone higher: the metrics notice.
+    shifted = [np.stack([v[0], np.where(v[1] >= 0, v[1] + 1, -1), v[2], v[3]]) for v in bach]
+    worse = _scores(shifted, bach)
+    assert worse["out_of_key"] > scores["out_of_key"] + 0.1 and worse["consonance"] < scores["consonance"] - 0.1
+    assert worse["note_f1"] < 0.8
+
+
+def test_rule_baseline_stays_in_key_holds_the_melody_note_and_never_crosses(chorale_segments):
+    tracks, lowest = chorale_segments
+    for segment in tracks:
+        voices = harmony.voices_from_tracks(baselines.rule_harmonization(segment[0], 4, lowest), lowest)
+        assert (voices[0] == harmony.voices_from_tracks(segment[:1], lowest)[0]).all()  # the melody is kept
+        key = harmony.melody_key(voices)
+        lower_sounding = voices[1:] >= 0  # [3, T]: the three lower voices sound together, only under the melody
+        assert (lower_sounding.all(axis=0) == lower_sounding.any(axis=0)).all()
+        assert not (lower_sounding[0] & (voices[0] < 0)).any()
+        assert key.in_key()[voices[1:][voices[1:] >= 0] % 12].all()
+        both = (voices[:-1] >= 0) & (voices[1:] >= 0)
+        assert (voices[:-1][both] > voices[1:][both]).all()  # strictly descending: no crossing, no unison
+        triads = [set(triad) for triad in baselines.diatonic_triads(key)]
+        for step in range(0, voices.shape[1], 8):  # strong beats: a diatonic triad holding the melody's note
+            if voices[1, step] >= 0 and any(voices[0, step] % 12 in triad for triad in triads):
+                chord = set((voices[:, step] % 12).tolist())
+                assert chord in triads and voices[0, step] % 12 in chord
+
+
+def test_transposed_other_harmony_moves_to_the_key_and_keeps_the_melody(chorale_segments):
+    tracks, lowest = chorale_segments
+    moved = baselines.transposed_other_harmony(tracks[0], Key(2, "major"), tracks[-1], Key(0, "major"), lowest)
+    assert (moved[0] == tracks[0][0]).all()
+    original, result = (harmony.voices_from_tracks(t, lowest) for t in (tracks[-1], moved))
+    sounding = original[1:] >= 0
+    assert (result[1:][sounding] == original[1:][sounding] + 2).all()
+
+
+def test_harmonization_voices_keep_the_melody_on_top():
+    pitch_range = PitchRange(40, 40)
+    melody = notes_to_roll(np.array([[0, 2, 72]]), 3, pitch_range)
+    roll = notes_to_roll(np.array([[0, 3, 76], [0, 3, 65], [0, 1, 60], [2, 3, 50]]), 3, pitch_range)
+    voices, dropped = harmony.harmonization_voices(np.maximum(roll, melody), melody, 40)
+    # Above the melody nothing counts; where it rests (step 2) every cell is a lower voice, highest first.
+    assert voices.tolist() == [[72, 72, -1], [65, 65, 76], [60, -1, 65], [-1, -1, 50]] and dropped == 0

@@ -64,7 +64,19 @@ def voices_by_pitch_order(roll: np.ndarray, lowest_pitch: int, num_voices: int =
     return voices, dropped
 
 
-def _onsets(voice: np.ndarray) -> np.ndarray:
+def harmonization_voices(roll: np.ndarray, melody: np.ndarray, lowest_pitch: int, num_voices: int = 4
+                         ) -> tuple[np.ndarray, int]:
+    """A single-channel harmonization roll [T, P] of a given melody roll [T, P] -> (voice array int
+    [num_voices, T], cells dropped): voice 0 is the melody's top voice, the others the roll's cells below it
+    (all cells where it rests) separated by pitch order (`voices_by_pitch_order`)."""
+    melody_voice = voices_from_tracks(np.asarray(melody)[None], lowest_pitch)[0]  # [T]
+    columns = np.arange(np.shape(roll)[-1]) + lowest_pitch
+    below = (melody_voice[:, None] < 0) | (columns[None, :] < melody_voice[:, None])  # [T, P]
+    lower, dropped = voices_by_pitch_order(np.where(below, roll, 0), lowest_pitch, num_voices - 1)
+    return np.concatenate([melody_voice[None], lower]), dropped
+
+
+def note_onsets(voice: np.ndarray) -> np.ndarray:
     """bool [T]: a note of voice int [T] starts at the step."""
     previous = np.concatenate([[-1], voice[:-1]])
     return (voice >= 0) & (voice != previous)
@@ -87,7 +99,7 @@ def _pitch_class_histogram(voices: np.ndarray) -> np.ndarray:
 
 
 def _note_set(voices: np.ndarray) -> set[tuple[int, int]]:
-    return {(int(step), int(voice[step])) for voice in voices for step in np.flatnonzero(_onsets(voice))}
+    return {(int(step), int(voice[step])) for voice in voices for step in np.flatnonzero(note_onsets(voice))}
 
 
 def _parallels(upper: np.ndarray, lower: np.ndarray) -> tuple[int, int]:
@@ -110,7 +122,7 @@ def segment_counts(voices: np.ndarray, reference: np.ndarray, steps_per_beat: in
     counts = {}
 
     key = melody_key(voices)
-    onsets = np.stack([_onsets(voice) for voice in voices])  # [V, T]
+    onsets = np.stack([note_onsets(voice) for voice in voices])  # [V, T]
     generated_pitches = generated[onsets[1:]]
     outside = 0 if key is None else int((~key.in_key()[generated_pitches % 12]).sum())
     counts["out_of_key"] = (outside, len(generated_pitches) if key is not None else 0)

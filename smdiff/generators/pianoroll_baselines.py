@@ -1,7 +1,7 @@
 """Training-free harmonizations of a given melody, the calibration rows of the harmony metrics.
 
 - `rule_harmonization`: block chords of the diatonic triads of the melody's estimated key;
-- `transposed_other_harmony`: another chorale's lower voices moved to this melody's key, the score of a valid
+- `transposed_other_harmony`: another chorale's lower voices moved to this segment's key, the score of a valid
   but different harmony.
 Both return voice-separated rolls [4, T, P] (soprano = the given melody, alto, tenor, bass); merge with
 `.max(axis=0)` for a single-channel roll. (The noise baseline is `pianoroll_metrics.bernoulli_rolls`.)
@@ -44,8 +44,9 @@ def rule_harmonization(melody: np.ndarray, steps_per_beat: int, lowest_pitch: in
 
     Every two beats (the strong beats of 4/4) the chord is the most preferred diatonic triad of the key
     estimated from the melody that contains the melody's pitch at the beat (the first melody note of the span
-    when it rests there); it is held as a block chord until the next strong beat. A span whose melody is silent
-    stays silent; one whose note is outside every diatonic triad keeps the previous chord (silent if none yet).
+    when it rests there); it holds until the next strong beat, voiced in close position under every melody
+    note (`_voicing`), so no voice crosses the melody. The lower voices rest where the melody rests; a span whose
+    note is outside every diatonic triad keeps the previous triad (silent if none yet).
     Pitches outside the roll's columns are dropped.
     """
     melody = np.asarray(melody)
@@ -55,15 +56,17 @@ def rule_harmonization(melody: np.ndarray, steps_per_beat: int, lowest_pitch: in
     key = melody_key(voices)
     if key is None:
         return voices_to_tracks(voices, num_pitches, lowest_pitch)
-    triads, chord = diatonic_triads(key), None
+    triads, triad = diatonic_triads(key), None
     span = 2 * steps_per_beat
     for start in range(0, num_steps, span):
-        sounding = voices[0, start:start + span][voices[0, start:start + span] >= 0]
-        fitting = [triad for triad in triads if len(sounding) and sounding[0] % 12 in triad]
-        if fitting:
-            chord = _voicing(int(sounding[0]), fitting[0])
-        if chord is not None and len(sounding):
-            voices[1:, start:start + span] = np.array(chord)[:, None]
+        melody_span = voices[0, start:start + span]
+        sounding = melody_span[melody_span >= 0]
+        fitting = [candidate for candidate in triads if len(sounding) and sounding[0] % 12 in candidate]
+        triad = fitting[0] if fitting else triad
+        if triad is None:
+            continue
+        for step in np.flatnonzero(melody_span >= 0) + start:  # revoiced under every melody note: no crossing
+            voices[1:, step] = _voicing(int(voices[0, step]), triad)
     return voices_to_tracks(voices, num_pitches, lowest_pitch)
 
 
@@ -77,19 +80,17 @@ def voices_to_tracks(voices: np.ndarray, num_pitches: int, lowest_pitch: int) ->
     return tracks
 
 
-def transposed_other_harmony(melody_tracks: np.ndarray, other_tracks: np.ndarray, lowest_pitch: int) -> np.ndarray:
-    """This segment's soprano over another segment's lower voices, transposed to this melody's key.
+def transposed_other_harmony(melody_tracks: np.ndarray, key: Key, other_tracks: np.ndarray, other_key: Key,
+                             lowest_pitch: int) -> np.ndarray:
+    """This segment's soprano over another segment's lower voices, transposed from `other_key` to `key`.
 
-    melody_tracks, other_tracks: voice-separated rolls [V, T, P] (voice 0 the soprano). Keys are estimated
-    from each soprano alone; the other voices move by the tonic difference taken in [-6, 5] semitones (the
-    modes may differ). Returns uint8 [V, T, P]; notes moved outside the pitch range are dropped.
+    melody_tracks, other_tracks: voice-separated rolls [V, T, P] (voice 0 the soprano); the lower voices move by
+    the tonic difference taken in [-6, 5] semitones (modes are the caller's choice). Returns uint8 [V, T, P];
+    notes moved outside the pitch range are dropped.
     """
     num_pitches = melody_tracks.shape[-1]
     voices = voices_from_tracks(melody_tracks, lowest_pitch)
     other = voices_from_tracks(other_tracks, lowest_pitch)
-    key, other_key = melody_key(voices), melody_key(other)
-    if key is None or other_key is None:
-        raise ValueError("both segments need a sounding soprano to estimate their keys")
     shift = (key.tonic - other_key.tonic + 6) % 12 - 6
     lower = np.where(other[1:] >= 0, other[1:] + shift, -1)
     return voices_to_tracks(np.concatenate([voices[:1], lower]), num_pitches, lowest_pitch)

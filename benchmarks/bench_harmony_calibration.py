@@ -1,0 +1,117 @@
+"""Calibration of the harmony metrics on the held-out chorales: what Bach, a valid but different harmony and the
+training-free baselines score when harmonizing the test split's sopranos.
+
+  .venv/bin/python -m benchmarks.bench_harmony_calibration [--num_resamples=1000] [--no_append]
+
+Segments are built from music21's chorales exactly as the `pianorolls/bach_chorales` builder writes its test
+split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments), without TFDS. Systems, all
+with the given soprano as voice 0 (`smdiff.evaluation.harmony`):
+- bach: the chorale's own alto, tenor and bass (the reference; voices exact);
+- transposed_other_bach: the lower voices of another test segment (half the split away, another piece),
+  transposed to this soprano's key (`pianoroll_baselines.transposed_other_harmony`; voices exact);
+- rule: diatonic block triads (`pianoroll_baselines.rule_harmonization`; voices exact);
+- melody_only: no lower voices;
+- bernoulli: Bernoulli(r) noise below the melody at the train split's density r, voices by pitch order.
+Every metric with its 90% paired-bootstrap interval over segments; also how often the key estimated from the
+soprano alone agrees with the whole chorale's key.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import sys
+
+import numpy as np
+
+from benchmarks import report
+from smdiff.data import chorales
+from smdiff.data.keys import MODES, Key
+from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
+from smdiff.evaluation import harmony
+from smdiff.evaluation import pianoroll_metrics as metrics
+from smdiff.generators import pianoroll_baselines as baselines
+
+
+def split_segments(pieces, split: str, config: SegmentConfig, pitch_range) -> list[dict]:
+    skips = collections.Counter()
+    return [example for piece in pieces if split_of(piece.name, config) == split
+            for _, example in piece_segments(piece, split, pitch_range, config, skips)]
+
+
+def other_segment(index: int, pieces: list[str], keys: list[Key]) -> int:
+    """The first segment from half the split onwards (cyclically) of another piece in the same mode."""
+    n = len(pieces)
+    for offset in range(n // 2, n // 2 + n):
+        other = (index + offset) % n
+        if pieces[other] != pieces[index] and keys[other].mode == keys[index].mode:
+            return other
+    raise ValueError(f"no other piece in {keys[index].mode} in the split")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no_append", action="store_true", help="print only; do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+
+    config = SegmentConfig()
+    spb = config.steps_per_quarter
+    pieces, _ = chorales.load_chorales(config.steps_per_quarter)
+    pitch_range = choose_pitch_range(pieces, config)
+    lowest = pitch_range.lowest_pitch
+    test = split_segments(pieces, "test", config, pitch_range)
+    untransposed = dataclasses.replace(config, transpositions=(0,))
+    density = roll_statistics(e["roll"] for e in split_segments(pieces, "train", untransposed, pitch_range))["density"]
+
+    tracks = np.stack([example["tracks"] for example in test])  # [n, 4, T, P]
+    names = [example["piece"] for example in test]
+    keys = [Key(int(e["key_tonic"]), MODES[int(e["key_mode"])]) for e in test]  # each whole chorale's key
+    soprano = tracks[:, 0]
+    rng = np.random.default_rng(args.seed)
+    noise = metrics.bernoulli_rolls(rng, soprano.shape, density)
+    bach = [harmony.voices_from_tracks(t, lowest) for t in tracks]
+    systems = {
+        "bach": bach,
+        "transposed_other_bach": [harmony.voices_from_tracks(baselines.transposed_other_harmony(
+            tracks[i], keys[i], tracks[j], keys[j], lowest), lowest)
+            for i, j in ((i, other_segment(i, names, keys)) for i in range(len(test)))],
+        "rule": [harmony.voices_from_tracks(baselines.rule_harmonization(s, spb, lowest), lowest) for s in soprano],
+        "melody_only": [np.concatenate([v[:1], np.full_like(v[1:], -1)]) for v in bach],
+        "bernoulli": [harmony.harmonization_voices(np.maximum(s, n), s, lowest)[0] for s, n in zip(soprano, noise)],
+    }
+    counts = {name: harmony.score_segments(voices, systems["bach"], spb) for name, voices in systems.items()}
+    draws = metrics.bootstrap_draws(len(test), args.num_resamples, args.seed)
+    summary = metrics.bootstrap_summary(harmony.ratio_bootstrap(counts, draws), baseline="bach")
+
+    rows = ["| system | " + " | ".join(harmony.METRICS) + " |", "|---|" + "---|" * len(harmony.METRICS)]
+    for name, system_counts in counts.items():
+        cells = []
+        for metric in harmony.METRICS:
+            value, interval = harmony.ratio(*system_counts[metric]), summary[name][metric]
+            cells.append("n/a" if np.isnan(value) else f"{value:.3f} ({interval['low']:.3f}-{interval['high']:.3f})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    piece_keys = keys
+    melody_keys = [harmony.melody_key(voices) for voices in systems["bach"]]
+    same = sum(m == k for m, k in zip(melody_keys, piece_keys))
+    same_tonic = sum(m is not None and m.tonic == k.tonic for m, k in zip(melody_keys, piece_keys))
+    outside = total = 0
+    for voices, key in zip(systems["bach"], piece_keys):
+        pitches = voices[1:][np.stack([harmony.note_onsets(v) for v in voices[1:]])]
+        outside, total = outside + int((~key.in_key()[pitches % 12]).sum()), total + len(pitches)
+    notes = (f"{len(test)} test segments of {len(set(names))} chorales (pitch range {lowest}..{pitch_range.highest_pitch}); "
+             f"Bernoulli density r = {density:.4f} (untransposed train segments). Value (90% paired-bootstrap interval, "
+             f"{args.num_resamples} resamples of the segments). Ratios are pooled over segments; n/a: nothing to score "
+             f"(no generated notes). parallel_* are per bar over all voice pairs, melody included. The key estimated "
+             f"from the soprano alone equals the whole chorale's key on {same}/{len(test)} segments (same tonic "
+             f"{same_tonic}); Bach's lower voices are out of the whole chorale's key at {outside / total:.3f} of their "
+             f"notes.")
+    report.publish("Harmony metrics: calibration on the held-out chorales",
+                   "python -m benchmarks.bench_harmony_calibration " + " ".join(argv), rows, notes,
+                   append=not args.no_append)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
