@@ -26,7 +26,8 @@ import numpy as np
 
 from benchmarks import report
 from smdiff.data import chorales
-from smdiff.data.keys import MODES, Key
+from smdiff.data.keys import MODES, Key, estimate_key
+from smdiff.data.pianoroll import roll_to_notes
 from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
 from smdiff.evaluation import harmony
 from smdiff.evaluation import pianoroll_metrics as metrics
@@ -93,20 +94,21 @@ def main(argv: list[str]) -> None:
             cells.append("n/a" if np.isnan(value) else f"{value:.3f} ({interval['low']:.3f}-{interval['high']:.3f})")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
 
-    piece_keys = keys
     melody_keys = [harmony.melody_key(voices) for voices in systems["bach"]]
-    same = sum(m == k for m, k in zip(melody_keys, piece_keys))
-    same_tonic = sum(m is not None and m.tonic == k.tonic for m, k in zip(melody_keys, piece_keys))
+    same = sum(m == k for m, k in zip(melody_keys, keys))
+    segment_keys = [estimate_key(roll_to_notes(e["roll"], lowest)) for e in test]  # all four voices of the segment
+    same_segment = sum(m == k for m, k in zip(melody_keys, segment_keys))
+    segment_same = sum(s == k for s, k in zip(segment_keys, keys))
     outside = total = 0
-    for voices, key in zip(systems["bach"], piece_keys):
+    for voices, key in zip(systems["bach"], keys):
         pitches = voices[1:][np.stack([harmony.note_onsets(v) for v in voices[1:]])]
         outside, total = outside + int((~key.in_key()[pitches % 12]).sum()), total + len(pitches)
     notes = (f"{len(test)} test segments of {len(set(names))} chorales (pitch range {lowest}..{pitch_range.highest_pitch}); "
              f"Bernoulli density r = {density:.4f} (untransposed train segments). Value (90% paired-bootstrap interval, "
              f"{args.num_resamples} resamples of the segments). Ratios are pooled over segments; n/a: nothing to score "
              f"(no generated notes). parallel_* are per bar over all voice pairs, melody included. The key estimated "
-             f"from the soprano alone equals the whole chorale's key on {same}/{len(test)} segments (same tonic "
-             f"{same_tonic}); Bach's lower voices are out of the whole chorale's key at {outside / total:.3f} of their "
+             f"from the soprano alone equals the whole chorale's key on {same}/{len(test)} segments and the key of the "
+             f"segment's four voices on {same_segment} (which itself equals the chorale's on {segment_same}); Bach's lower voices are out of the whole chorale's key at {outside / total:.3f} of their "
              f"notes.")
     report.publish("Harmony metrics: calibration on the held-out chorales",
                    "python -m benchmarks.bench_harmony_calibration " + " ".join(argv), rows, notes,
