@@ -3,8 +3,8 @@ training-free baselines score when harmonizing the test split's sopranos.
 
   .venv/bin/python -m benchmarks.bench_harmony_calibration [--num_resamples=1000] [--no_append]
 
-Segments are built from music21's chorales exactly as the `pianorolls/bach_chorales` builder writes its test
-split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments), without TFDS. Systems, all
+Segments are built from music21's chorales exactly as the `pianorolls/bach_chorales` builder (1.1.0, split by
+melody) writes its test split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments), without TFDS. Systems, all
 with the given soprano as voice 0 (`smdiff.evaluation.harmony`):
 - bach: the chorale's own alto, tenor and bass (the reference; voices exact);
 - transposed_other_bach: the lower voices of another test segment (half the split away, another piece),
@@ -28,15 +28,17 @@ from benchmarks import report
 from smdiff.data import chorales
 from smdiff.data.keys import MODES, Key, estimate_key
 from smdiff.data.pianoroll import roll_to_notes
-from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
+from smdiff.data.pianoroll_segments import (SegmentConfig, choose_pitch_range, piece_segments, piece_splits,
+                                            roll_statistics)
 from smdiff.evaluation import harmony
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines as baselines
 
 
 def split_segments(pieces, split: str, config: SegmentConfig, pitch_range) -> list[dict]:
-    skips = collections.Counter()
-    return [example for piece in pieces if split_of(piece.name, config) == split
+    """The split's segments as the builder writes them (chorales split by melody, builder version 1.1.0)."""
+    splits, skips = piece_splits(pieces, config, by_melody=True), collections.Counter()
+    return [example for piece in pieces if splits[piece.name] == split
             for _, example in piece_segments(piece, split, pitch_range, config, skips)]
 
 

@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from smdiff.data import tune_groups
 from smdiff.data.keys import MODES, estimate_key
 from smdiff.data.pianoroll import Piece, PitchRange, notes_to_roll, segment_starts
 
@@ -43,6 +44,15 @@ def split_of(piece_name: str, config: SegmentConfig) -> str:
     if fraction < config.test_fraction + config.validation_fraction:
         return "validation"
     return "train"
+
+
+def piece_splits(pieces: Sequence[Piece], config: SegmentConfig, by_melody: bool) -> dict[str, str]:
+    """Piece name -> split. by_melody: every piece takes the split of its melody group's name
+    (`tune_groups.group_by_melody` on track 0), so settings of one tune never straddle splits."""
+    if not by_melody:
+        return {piece.name: split_of(piece.name, config) for piece in pieces}
+    groups = tune_groups.group_by_melody(pieces, config.steps_per_quarter)
+    return {name: split_of(group, config) for name, group in groups.items()}
 
 
 def choose_pitch_range(pieces: Sequence[Piece], config: SegmentConfig, multiple_of: int = 8) -> PitchRange:

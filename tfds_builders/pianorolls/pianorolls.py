@@ -1,4 +1,5 @@
-"""TFDS builder `pianorolls`: fixed-length binary piano-roll segments, split by piece.
+"""TFDS builder `pianorolls`: fixed-length binary piano-roll segments, split by piece (chorales: by melody, so
+that settings of one tune share a split; `smdiff.data.tune_groups`).
 
 Build (the default config needs no download; the chorales ship with music21):
 
@@ -24,7 +25,7 @@ from absl import logging
 
 from smdiff.data import chorales, midi_files, midi_pieces
 from smdiff.data.array_record import WithArrayRecordCopy
-from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, roll_statistics, split_of
+from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, piece_splits, roll_statistics
 
 
 
@@ -33,16 +34,19 @@ class PianorollConfig(tfds.core.BuilderConfig):
     source: str = "bach_chorales"  # bach_chorales | midi_dir | lmd_full
     num_tracks: int = 4
     segment: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
+    split_by_melody: bool = False  # keep pieces sharing a melody (track 0) in one split
 
 
 def _configs() -> list[PianorollConfig]:
     paper_resolution = SegmentConfig(steps_per_quarter=24, segment_quarters=16, stride_quarters=8)
     return [
-        PianorollConfig(name="bach_chorales", description="music21's four-voice Bach chorales, 4 steps/quarter."),
+        PianorollConfig(name="bach_chorales", description="music21's four-voice Bach chorales, 4 steps/quarter.",
+                        split_by_melody=True),
         PianorollConfig(
             name="bach_chorales_24tpq",
             description="The chorales at the paper's 24 ticks per beat (384-step segments).",
             segment=paper_resolution,
+            split_by_melody=True,
         ),
         PianorollConfig(name="midi_dir", description="Every MIDI file under --manual_dir.", source="midi_dir", num_tracks=1),
         PianorollConfig(
@@ -54,7 +58,12 @@ def _configs() -> list[PianorollConfig]:
 class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
     """Binary piano-roll segments with voice tracks, splits by piece, transposed copies on train."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Chorales split by melody: settings of one tune (a shared 12-note phrase, or 8 notes over 3 bars, "
+                 "transposition-invariant) share a split; 1.0.0 put e.g. bwv270 in test and bwv244.54 in train.",
+    }
     BUILDER_CONFIGS = _configs()
     DEFAULT_CONFIG_NAME = "bach_chorales"
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -93,7 +102,8 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         segment = self.builder_config.segment
         pieces, skips = self._load_pieces(dl_manager)
         pitch_range = choose_pitch_range(pieces, segment)
-        by_split = {split: [p for p in pieces if split_of(p.name, segment) == split] for split in SPLITS}
+        splits = piece_splits(pieces, segment, self.builder_config.split_by_melody)
+        by_split = {split: [p for p in pieces if splits[p.name] == split] for split in SPLITS}
         empty = [split for split, members in by_split.items() if not members]
         if empty:
             raise RuntimeError(f"splits {empty} got no piece out of {len(pieces)}: too few pieces")
