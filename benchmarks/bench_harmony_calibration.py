@@ -4,11 +4,11 @@ training-free baselines score when harmonizing the test split's sopranos.
   .venv/bin/python -m benchmarks.bench_harmony_calibration [--num_resamples=1000] [--no_append]
 
 Segments are built from music21's chorales exactly as the `pianorolls/bach_chorales` builder (1.1.0, split by
-melody) writes its test split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments), without TFDS. Systems, all
-with the given soprano as voice 0 (`smdiff.evaluation.harmony`):
+melody) writes its test split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments),
+without TFDS. Systems, all with the given soprano as voice 0 (`smdiff.evaluation.harmony`):
 - bach: the chorale's own alto, tenor and bass (the reference; voices exact);
-- transposed_other_bach: the lower voices of another test segment (half the split away, another piece),
-  transposed to this soprano's key (`pianoroll_baselines.transposed_other_harmony`; voices exact);
+- transposed_other_bach: the lower voices of another test segment (half the split away, another piece in the same
+  mode), transposed from its chorale's key to this one's (`pianoroll_baselines.transposed_other_harmony`);
 - rule: diatonic block triads (`pianoroll_baselines.rule_harmonization`; voices exact);
 - melody_only: no lower voices;
 - bernoulli: Bernoulli(r) noise below the melody at the train split's density r, voices by pitch order.
