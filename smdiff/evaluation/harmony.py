@@ -11,7 +11,8 @@ Each metric is a ratio, pooled over segments: a segment contributes (numerator, 
 sum(numerators) / sum(denominators) and a bootstrap resample reweights segments (`ratio_bootstrap`):
 - out_of_key: generated notes outside the key estimated from the melody alone / generated notes;
 - consonance: consonant (melody, generated voice) intervals / intervals checked, at strong-beat steps (beats
-  1 and 3 of a 4/4 bar) where the melody or that voice has an onset. Consonant: unison/octave, minor and
+  1 and 3 of a 4/4 bar counted from the segment's first step: a chorale in 3/4 or with an upbeat is read on
+  the same grid) where the melody or that voice has an onset. Consonant: unison/octave, minor and
   major thirds and sixths, perfect fifth (interval classes 0, 3, 4, 7, 8, 9); the perfect fourth (5) is
   consonant against an inner voice but dissonant against the bass (the lowest sounding voice); seconds,
   the tritone and sevenths are dissonant;
