@@ -101,17 +101,15 @@ def main(argv: list[str]) -> None:
     segment_keys = [estimate_key(roll_to_notes(e["roll"], lowest)) for e in test]  # all four voices of the segment
     same_segment = sum(m == k for m, k in zip(melody_keys, segment_keys))
     segment_same = sum(s == k for s, k in zip(segment_keys, keys))
-    outside = total = 0
-    for voices, key in zip(systems["bach"], keys):
-        pitches = voices[1:][np.stack([harmony.note_onsets(v) for v in voices[1:]])]
-        outside, total = outside + int((~key.in_key()[pitches % 12]).sum()), total + len(pitches)
-    notes = (f"{len(test)} test segments of {len(set(names))} chorales (pitch range {lowest}..{pitch_range.highest_pitch}); "
-             f"Bernoulli density r = {density:.4f} (untransposed train segments). Value (90% paired-bootstrap interval, "
-             f"{args.num_resamples} resamples of the segments). Ratios are pooled over segments; n/a: nothing to score "
-             f"(no generated notes). parallel_* are per bar over all voice pairs, melody included. The key estimated "
-             f"from the soprano alone equals the whole chorale's key on {same}/{len(test)} segments and the key of the "
-             f"segment's four voices on {same_segment} (which itself equals the chorale's on {segment_same}); Bach's lower voices are out of the whole chorale's key at {outside / total:.3f} of their "
-             f"notes.")
+    bach_out_of_key = metrics.out_of_key_rate(tracks[:, 1:].max(axis=1), keys, lowest)  # against the chorale's key
+    notes = (f"{len(test)} test segments of {len(set(names))} chorales (pitch range {lowest}.."
+             f"{pitch_range.highest_pitch}); Bernoulli density r = {density:.4f} (untransposed train segments). "
+             f"Value (90% paired-bootstrap interval, {args.num_resamples} resamples of the segments). Ratios are "
+             f"pooled over segments; n/a: nothing to score (no generated notes). parallel_* are per bar over all voice "
+             f"pairs, melody included. The key estimated from the soprano alone equals the whole chorale's key on "
+             f"{same}/{len(test)} segments and the key of the segment's four voices on {same_segment} (which itself "
+             f"equals the chorale's on {segment_same}); Bach's lower voices (merged) are out of the whole chorale's "
+             f"key at {bach_out_of_key:.3f} of their notes.")
     report.publish("Harmony metrics: calibration on the held-out chorales",
                    "python -m benchmarks.bench_harmony_calibration " + " ".join(argv), rows, notes,
                    append=not args.no_append)
