@@ -2,7 +2,7 @@
 metrics (and the NaN guard) accumulated on device and fetched only when logged, and jax's persistent
 compilation cache.
 
-The loop in `smdiff/train.py` does not use them yet (it syncs on `finite` every step); they are built
+The loop in `smdiff/training/loop.py` does not use them yet (it syncs on `finite` every step); they are built
 and tested here so that the loop body can switch to them in one change:
 
     enable_compilation_cache()
