@@ -204,7 +204,7 @@ def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, m
     checks = []
     for batch in sample_batches:
         def ddpm(batch=batch):
-            generator = DiffusionGenerator(task, params, sequence_length=K)
+            generator = DiffusionGenerator(task, params, window_chunks=K)
             flops = denoiser_flops(batch)
             return check_sampling(f"DDPM ancestral, {size.diffusion_steps} steps", dtype,
                                   lambda rng: generator.sample(rng, batch), batch,
@@ -213,13 +213,13 @@ def sampling_checks(size: Size, sample_batches: list[int], peak: float | None, m
         checks.append((f"DDPM batch {batch} ({dtype})", ddpm))
 
     def ddim():
-        generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_sampling_steps=size.ddim_steps)
+        generator = DiffusionGenerator(task, params, window_chunks=K, sampler="ddim", num_sampling_steps=size.ddim_steps)
         flops = denoiser_flops(largest)
         return check_sampling(f"DDIM, {size.ddim_steps} steps", dtype, lambda rng: generator.sample(rng, largest), largest,
                               flops and flops * size.ddim_steps, peak, min_seconds, goal=False)
 
     def mdn_sampling():
-        generator = MDNGenerator(mdn, mdn_params, sequence_length=K)
+        generator = MDNGenerator(mdn, mdn_params, window_chunks=K)
         return check_sampling(f"TransformerMDN, {K} positions (KV cache)", dtype, lambda rng: generator.sample(rng, largest),
                               largest, None, peak, min_seconds, goal=False)
 

@@ -94,7 +94,7 @@ def time_sampling(task, params, k: int, d: int) -> dict:
 
     # Same network, a schedule of `sample_steps` steps: every step costs one denoiser call.
     short_task = dataclasses.replace(task, num_steps=FLAGS.sample_steps, probe_steps=(1,))
-    generator = DiffusionGenerator(short_task, params, sequence_length=k)
+    generator = DiffusionGenerator(short_task, params, window_chunks=k)
     forward = jax.jit(lambda p, x, level: task.model.apply({"params": p}, x, level))
     x = jnp.asarray(fixed_latents(FLAGS.sample_batch, k, d))
     step_flops = flops_of(forward.lower(params, x, jnp.ones(FLAGS.sample_batch)).compile())

@@ -33,7 +33,7 @@ class Case:
     name: str
     batch_size: int  # training batch
     num_samples: int  # sampling batch
-    sequence_length: int
+    window_chunks: int
     latent_dim: int
 
 
@@ -43,7 +43,7 @@ def build_task(case: Case):
 
     gin.clear_config()
     gin.parse_config_files_and_bindings([CONFIG_FILES[case.name]], [
-        f"mdn.TransformerMDNConfig.sequence_length = {case.sequence_length}",
+        f"mdn.TransformerMDNConfig.window_chunks = {case.window_chunks}",
         f"mdn.TransformerMDNConfig.latent_dim = {case.latent_dim}",
     ])
     return gin.query_parameter("train.task").scoped_configurable_fn()
@@ -51,7 +51,7 @@ def build_task(case: Case):
 
 def load_windows(case: Case, data_dir: str | None) -> tuple[np.ndarray, str]:
     """[batch, k, d] real latent windows if a matching prepared dataset exists, else zeros; and which."""
-    shape = (case.batch_size, case.sequence_length, case.latent_dim)
+    shape = (case.batch_size, case.window_chunks, case.latent_dim)
     if data_dir:
         from smdiff.training import input_pipeline
 
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> None:
         count = count_params(params)
         train_first, step_seconds = bench_training(task, windows, args.train_steps)
         sample_first, sample_seconds = bench_sampling(task, params, case.num_samples)
-        rows.append(f"| {name} | {count:,} | [{case.sequence_length}, {case.latent_dim}] | {inputs} | {case.batch_size} "
+        rows.append(f"| {name} | {count:,} | [{case.window_chunks}, {case.latent_dim}] | {inputs} | {case.batch_size} "
                     f"| {1 / step_seconds:.3f} | {case.batch_size / step_seconds:.1f} | {train_first:.1f} "
                     f"| {case.num_samples} | {case.num_samples / sample_seconds:.1f} | {sample_first:.1f} |")
         print(rows[-1], flush=True)

@@ -129,10 +129,10 @@ def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | Non
     if not infills:
         return
     first_generator, first = next(iter(infills.items()))
-    num_steps, sequence_length = first["events"].shape[1], first["latents"].shape[1]
-    mask = specs[first_generator, "infilling"].known_mask(sequence_length)
+    num_steps, window_chunks = first["events"].shape[1], first["latents"].shape[1]
+    mask = specs[first_generator, "infilling"].known_mask(window_chunks)
     missing = np.flatnonzero(~mask)
-    steps_per_latent = num_steps // sequence_length
+    steps_per_latent = num_steps // window_chunks
     gap = (int(missing[0]) * steps_per_latent, (int(missing[-1]) + 1) * steps_per_latent)
     for example in range(min(examples, len(first["events"]))):
         known_index = int(first["known_index"][example])

@@ -129,7 +129,7 @@ def test_full_space_slerps_whole_z_with_noise_refilled_unused_dims():
 
 
 def test_prior_draws_are_standard_normal_in_vae_coordinates_and_keep_known():
-    generator = PriorGenerator(SCALING, sequence_length=K)
+    generator = PriorGenerator(SCALING, window_chunks=K)
     samples = generator.sample(jax.random.PRNGKey(2), 4000)
     assert samples.shape == (4000, K, 3)
     vae = (np.asarray(samples) + 1) / 2 * (SCALING.maximum - SCALING.minimum) + SCALING.minimum

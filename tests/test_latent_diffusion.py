@@ -71,7 +71,7 @@ def test_short_real_training_run_lowers_validation_loss(trained):
 
 def test_generator_samples_infills_and_varies(trained, scaled_latents):
     task, params, _ = trained
-    generator = DiffusionGenerator(task, params, sequence_length=K, sampler="ddim", num_sampling_steps=50, eta=1.0)
+    generator = DiffusionGenerator(task, params, window_chunks=K, sampler="ddim", num_sampling_steps=50, eta=1.0)
     samples = generator.sample(jax.random.PRNGKey(3), 5)  # 5 is padded to the 8 devices and trimmed
     assert samples.shape == (5, K, 5) and np.all(np.abs(samples) <= 1.0)
 
@@ -92,11 +92,11 @@ def test_generator_samples_infills_and_varies(trained, scaled_latents):
 
 def test_generator_ancestral_sampler_and_bad_requests(trained):
     task, params, _ = trained
-    generator = DiffusionGenerator(task, params, sequence_length=K)  # the paper's: ancestral, all 1000 steps
+    generator = DiffusionGenerator(task, params, window_chunks=K)  # the paper's: ancestral, all 1000 steps
     assert generator.sample(jax.random.PRNGKey(7), 8).shape == (8, K, 5)
     with pytest.raises(ValueError, match="known_mask must have shape"):
         generator.infill(jax.random.PRNGKey(8), jnp.zeros((2, K, 5)), np.ones(K + 1, bool))
     with pytest.raises(ValueError, match="known must have shape"):
         generator.infill(jax.random.PRNGKey(8), jnp.zeros((2, K, 4)), np.ones(K, bool))
     with pytest.raises(ValueError, match="unknown sampler"):
-        DiffusionGenerator(task, params, sequence_length=K, sampler="euler")
+        DiffusionGenerator(task, params, window_chunks=K, sampler="euler")

@@ -19,7 +19,7 @@ CASES = {
                 noise_encoding_dim=16, dtype=dtype)),
              (_LATENTS, jnp.linspace(0.1, 0.9, 4))),
     "mdn": (lambda dtype: TransformerMDN(TransformerMDNConfig(
-                latent_dim=6, sequence_length=8, d_model=32, num_layers=2, num_heads=4, mlp_dim=64,
+                latent_dim=6, window_chunks=8, d_model=32, num_layers=2, num_heads=4, mlp_dim=64,
                 residual_width=64, num_mixtures=3, dtype=dtype)),
             (_LATENTS,)),
     "vae": (lambda dtype: MelodyVAE(MelodyVAEConfig(z_size=8, encoder_size=32, decoder_sizes=(32, 32), dtype=dtype)),

@@ -176,7 +176,7 @@ def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(se
                                    res_width=32, film_hidden=16, noise_encoding_dim=16)
     task = LatentDiffusionTask(TransformerDDPM(config))
     params = task.init(jax.random.PRNGKey(0), {"latents": jax.numpy.asarray(held[:2])})
-    generator = DiffusionGenerator(task, params, sequence_length=held.shape[1], sampler="ddim", num_sampling_steps=20)
+    generator = DiffusionGenerator(task, params, window_chunks=held.shape[1], sampler="ddim", num_sampling_steps=20)
     rng = jax.random.PRNGKey(4)
     results = reverse_process.metrics_along_reverse_process(
         generator, decoder, melody_sets.set_overlaps(train_events), held, num_samples=6, every=5, rng=rng)

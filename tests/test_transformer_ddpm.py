@@ -27,7 +27,7 @@ def test_paper_configuration_has_25_58m_parameters():
     assert count_parameters(TransformerDDPMConfig()) == 25_579_946
 
 
-def test_parameter_count_does_not_depend_on_sequence_length():
+def test_parameter_count_does_not_depend_on_window_chunks():
     assert count_parameters(TINY, k=8) == count_parameters(TINY, k=32)
 
 

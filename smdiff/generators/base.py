@@ -36,26 +36,26 @@ class Generator(Protocol):
         ...
 
 
-def prefix_mask(sequence_length: int, num_known: int) -> np.ndarray:
-    """known_mask [sequence_length] for continuation: the first `num_known` latents are given."""
-    if not 0 <= num_known <= sequence_length:
-        raise ValueError(f"num_known must lie in [0, {sequence_length}], got {num_known}")
-    return np.arange(sequence_length) < num_known
+def prefix_mask(window_chunks: int, num_known: int) -> np.ndarray:
+    """known_mask [window_chunks] for continuation: the first `num_known` latents are given."""
+    if not 0 <= num_known <= window_chunks:
+        raise ValueError(f"num_known must lie in [0, {window_chunks}], got {num_known}")
+    return np.arange(window_chunks) < num_known
 
 
-def paper_infill_mask(sequence_length: int = 32, num_missing: int = 16) -> np.ndarray:
-    """known_mask [sequence_length] of the paper's infilling task: the middle `num_missing` latents are
+def paper_infill_mask(window_chunks: int = 32, num_missing: int = 16) -> np.ndarray:
+    """known_mask [window_chunks] of the paper's infilling task: the middle `num_missing` latents are
     missing (k=32: keep 0-7 and 24-31, fill 8-23, i.e. the middle 32 of 64 bars)."""
-    if not 0 < num_missing < sequence_length or (sequence_length - num_missing) % 2:
+    if not 0 < num_missing < window_chunks or (window_chunks - num_missing) % 2:
         raise ValueError(
-            f"need an even number of known latents around the gap; got k={sequence_length}, missing={num_missing}"
+            f"need an even number of known latents around the gap; got k={window_chunks}, missing={num_missing}"
         )
-    start = (sequence_length - num_missing) // 2
-    positions = np.arange(sequence_length)
+    start = (window_chunks - num_missing) // 2
+    positions = np.arange(window_chunks)
     return (positions < start) | (positions >= start + num_missing)
 
 
-def check_infill_inputs(known: jax.Array, known_mask: jax.Array, sequence_length: int, latent_dim: int) -> np.ndarray:
+def check_infill_inputs(known: jax.Array, known_mask: jax.Array, window_chunks: int, latent_dim: int) -> np.ndarray:
     """Validates an infilling request and returns the mask as a host bool array [k].
 
     known: [n, k, d]; known_mask: [k]. Raises ValueError with the offending shape otherwise.
@@ -63,10 +63,10 @@ def check_infill_inputs(known: jax.Array, known_mask: jax.Array, sequence_length
     mask = np.asarray(known_mask)
     if mask.dtype != np.bool_:
         raise ValueError(f"known_mask must be bool (True = given), got dtype {mask.dtype}")
-    if mask.shape != (sequence_length,):
-        raise ValueError(f"known_mask must have shape ({sequence_length},), got {mask.shape}")
-    if known.ndim != 3 or known.shape[1:] != (sequence_length, latent_dim):
-        raise ValueError(f"known must have shape [n, {sequence_length}, {latent_dim}], got {tuple(known.shape)}")
+    if mask.shape != (window_chunks,):
+        raise ValueError(f"known_mask must have shape ({window_chunks},), got {mask.shape}")
+    if known.ndim != 3 or known.shape[1:] != (window_chunks, latent_dim):
+        raise ValueError(f"known must have shape [n, {window_chunks}, {latent_dim}], got {tuple(known.shape)}")
     return mask
 
 

@@ -90,7 +90,7 @@ class InterpolationGenerator:
         if self.held_latents.ndim != 3 or self.held_latents.shape[-1] != self.scaling.dim or not len(self.held_latents):
             raise ValueError(f"held_latents must be a non-empty [m, k, {self.scaling.dim}] array, "
                              f"got {self.held_latents.shape}")
-        self.sequence_length = self.held_latents.shape[1]
+        self.window_chunks = self.held_latents.shape[1]
         self.latent_dim = self.scaling.dim
         self._active = np.zeros(self.scaling.z_size, np.float32)
         self._active[list(self.scaling.active_dims)] = 1.0
@@ -109,13 +109,13 @@ class InterpolationGenerator:
         windows = self.held_latents[np.asarray(jax.random.randint(choice_rng, (num_samples,), 0,
                                                                   len(self.held_latents)))]
         ends = self._vae_coordinates(refill_rng, jnp.asarray(windows[:, [0, -1]]))  # [n, 2, z_size]
-        t = jnp.linspace(0.0, 1.0, self.sequence_length)  # [k]
+        t = jnp.linspace(0.0, 1.0, self.window_chunks)  # [k]
         return self.scaling.to_model(slerp(ends[:, :1], ends[:, 1:], t[None, :]))
 
     def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
         """Slerp across every gap of known_mask [k] between its known neighbours (rng: the refill noise of
         the 'full' space; 'active' is deterministic)."""
-        mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+        mask = check_infill_inputs(known, known_mask, self.window_chunks, self.latent_dim)
         before, after, fraction = gap_endpoints(mask)
         known = jnp.asarray(known, jnp.float32)
         z = self._vae_coordinates(rng, known)  # [n, k, z_size], each known latent's refill drawn once
@@ -129,25 +129,25 @@ class PriorGenerator:
 
     Attributes:
       scaling: the latent dataset's `LatentScaling` (its z_size is the VAE's).
-      sequence_length: k, latents per sequence.
+      window_chunks: k, latents per sequence.
     """
 
     scaling: LatentScaling
-    sequence_length: int
+    window_chunks: int
 
     def __post_init__(self):
-        if self.sequence_length < 1:
-            raise ValueError(f"sequence_length must be positive, got {self.sequence_length}")
+        if self.window_chunks < 1:
+            raise ValueError(f"window_chunks must be positive, got {self.window_chunks}")
         self.latent_dim = self.scaling.dim
 
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
         """x [num_samples, k, d] = to_model(z), z ~ N(0, I) [num_samples, k, z_size]."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be positive, got {num_samples}")
-        z = jax.random.normal(rng, (num_samples, self.sequence_length, self.scaling.z_size))
+        z = jax.random.normal(rng, (num_samples, self.window_chunks, self.scaling.z_size))
         return self.scaling.to_model(z)
 
     def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
         """Fresh prior draws at the unknown positions of known_mask [k]; the known ones returned exactly."""
-        mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+        mask = check_infill_inputs(known, known_mask, self.window_chunks, self.latent_dim)
         return keep_known(self.sample(rng, known.shape[0]), jnp.asarray(known, jnp.float32), mask)

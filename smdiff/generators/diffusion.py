@@ -25,7 +25,7 @@ class DiffusionGenerator:
 
     Attributes:
       task, params: the trained model (e.g. `smdiff.configurables.load_trained(workdir)`).
-      sequence_length: k, latents per sequence (the training data's).
+      window_chunks: k, latents per sequence (the training data's).
       sampler: 'ddpm' (ancestral over all N diffusion steps, the paper's) or 'ddim'.
       num_sampling_steps, eta: DDIM's step count (default: all N diffusion steps) and stochasticity
         (0 = deterministic).
@@ -34,7 +34,7 @@ class DiffusionGenerator:
 
     task: LatentDiffusionTask
     params: object
-    sequence_length: int
+    window_chunks: int
     sampler: str = "ddpm"
     num_sampling_steps: int | None = None
     eta: float = 0.0
@@ -80,7 +80,7 @@ class DiffusionGenerator:
         (trajectory [R, n, k, d], for the paper's Fig. 3 metrics along the process)."""
         if known is not None:
             known = self._check_sequences(known, "known")
-            mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+            mask = check_infill_inputs(known, known_mask, self.window_chunks, self.latent_dim)
             num_samples = len(known)
         else:
             mask = None
@@ -90,7 +90,7 @@ class DiffusionGenerator:
         if key not in self._compiled:
             self._compiled[key] = sharding.ShardedApply(self._reverse_fn(every, mask), num_replicated=2,
                                                         out_batch_axes=(0, 1 if every else None), mesh=self._mesh)
-        known = jnp.zeros((num_samples, self.sequence_length, self.latent_dim)) if known is None else known
+        known = jnp.zeros((num_samples, self.window_chunks, self.latent_dim)) if known is None else known
         x0, trajectory = self._compiled[key](self._params, rng, known)
         steps = None if not every else gaussian.trajectory_steps(self.task.schedule.num_steps, self._steps(), every)
         return gaussian.Sample(x0, trajectory, steps)
@@ -134,6 +134,6 @@ class DiffusionGenerator:
 
     def _check_sequences(self, x: jax.Array, name: str) -> jax.Array:
         x = jnp.asarray(x, jnp.float32)
-        if x.ndim != 3 or x.shape[1:] != (self.sequence_length, self.latent_dim):
-            raise ValueError(f"{name} must have shape [n, {self.sequence_length}, {self.latent_dim}], got {x.shape}")
+        if x.ndim != 3 or x.shape[1:] != (self.window_chunks, self.latent_dim):
+            raise ValueError(f"{name} must have shape [n, {self.window_chunks}, {self.latent_dim}], got {x.shape}")
         return x

@@ -51,20 +51,20 @@ def _generate(decoder: TransformerMDN, temperature: float, params, rng: jax.Arra
 class MDNGenerator:
     """Samples [n, k, d] sequences of scaled latents from a TransformerMDN's `params`.
 
-    sequence_length: k (default: the model config's; required when that is None).
+    window_chunks: k (default: the model config's; required when that is None).
     temperature: component logits / T and variances * T (1 = the model's density, the paper's setting).
     mesh: sample over its `data` axis (default: all devices; see `smdiff.training.sharding.ShardedApply`).
     """
 
-    def __init__(self, model: TransformerMDN, params, sequence_length: int | None = None, temperature: float = 1.0,
+    def __init__(self, model: TransformerMDN, params, window_chunks: int | None = None, temperature: float = 1.0,
                  mesh: Mesh | None = None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        self.sequence_length = sequence_length or model.config.sequence_length
-        if self.sequence_length is None:
-            raise ValueError("the model config leaves sequence_length open: pass the sequence_length to sample")
-        if model.config.sequence_length is not None and self.sequence_length > model.config.sequence_length:
-            raise ValueError(f"the model takes at most {model.config.sequence_length} latents, asked for {self.sequence_length}")
+        self.window_chunks = window_chunks or model.config.window_chunks
+        if self.window_chunks is None:
+            raise ValueError("the model config leaves window_chunks open: pass the window_chunks to sample")
+        if model.config.window_chunks is not None and self.window_chunks > model.config.window_chunks:
+            raise ValueError(f"the model takes at most {model.config.window_chunks} latents, asked for {self.window_chunks}")
         self.latent_dim = params["input_projection"]["kernel"].shape[0]  # d, the trained model's input width
         self.temperature = temperature
         self._generate = sharding.ShardedApply(functools.partial(_generate, model.clone(decode=True), temperature),
@@ -73,23 +73,23 @@ class MDNGenerator:
 
     def generate(self, rng: jax.Array, known: jax.Array, num_known: int) -> tuple[jax.Array, jax.Array]:
         """(x [n, k, d], log p(x_i | x_<i) [n, k] in nats) continuing the first `num_known` latents of known [n, k, d]."""
-        if not 0 <= num_known <= self.sequence_length:
-            raise ValueError(f"num_known must lie in [0, {self.sequence_length}], got {num_known}")
+        if not 0 <= num_known <= self.window_chunks:
+            raise ValueError(f"num_known must lie in [0, {self.window_chunks}], got {num_known}")
         known = jnp.asarray(known, jnp.float32)
-        if known.ndim != 3 or known.shape[1:] != (self.sequence_length, self.latent_dim):
-            raise ValueError(f"known must have shape [n, {self.sequence_length}, {self.latent_dim}], got {known.shape}")
+        if known.ndim != 3 or known.shape[1:] != (self.window_chunks, self.latent_dim):
+            raise ValueError(f"known must have shape [n, {self.window_chunks}, {self.latent_dim}], got {known.shape}")
         return self._generate(self._params, rng, jnp.int32(num_known), known)
 
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
         """num_samples fresh sequences, x [num_samples, k, d]."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be positive, got {num_samples}")
-        known = jnp.zeros((num_samples, self.sequence_length, self.latent_dim), jnp.float32)
+        known = jnp.zeros((num_samples, self.window_chunks, self.latent_dim), jnp.float32)
         return self.generate(rng, known, 0)[0]
 
     def infill(self, rng: jax.Array, known: jax.Array, known_mask: jax.Array) -> jax.Array:
         """Continuation only: `known_mask` [k] must be a prefix (True, ..., True, False, ..., False)."""
-        mask = check_infill_inputs(known, known_mask, self.sequence_length, self.latent_dim)
+        mask = check_infill_inputs(known, known_mask, self.window_chunks, self.latent_dim)
         num_known = int(mask.sum())
         if not mask[:num_known].all():
             raise UnsupportedTaskError(

@@ -83,7 +83,7 @@ def _diffusion(context: BuildContext) -> DiffusionGenerator:
 
 def _mdn(context: BuildContext) -> MDNGenerator:
     task, params = context.trained(MDNTask)
-    return MDNGenerator(task.model, params, sequence_length=context.window_chunks,
+    return MDNGenerator(task.model, params, window_chunks=context.window_chunks,
                         temperature=context.options.temperature)
 
 

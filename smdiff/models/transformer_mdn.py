@@ -16,6 +16,7 @@ layer norms, the residual stream and the mixture head (whose log-densities are t
 attention keys and values of earlier positions cached in the 'cache' collection.
 """
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +26,15 @@ from smdiff.models.gaussian_mixture import MixtureParams
 from smdiff.models.transformer import TransformerEncoder, sinusoidal_encoding
 
 
+_UNSET = object()  # the deprecated keyword's default (None is a meaningful k: any length)
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformerMDNConfig:
     """Sizes of the TransformerMDN. Defaults are the paper's (L=6, H=8, K=2, 2048-wide, 100 Gaussians)."""
 
     latent_dim: int | None = 42  # d; None = the input's last dim (the latent dataset's)
-    sequence_length: int | None = 32  # k, the longest sequence accepted; None = any (positions are sinusoidal)
+    window_chunks: int | None = 32  # k, the longest sequence accepted; None = any (positions are sinusoidal)
     d_model: int = 128
     num_layers: int = 6
     num_heads: int = 8
@@ -40,9 +44,20 @@ class TransformerMDNConfig:
     num_mixtures: int = 100
     dropout: float = 0.0
     dtype: str = "float32"  # compute dtype of the hidden matmuls: 'float32' or 'bfloat16'
+    # The old name of window_chunks, accepted with a warning for one release: the config.gin of workdirs
+    # trained before the rename binds `TransformerMDNConfig.sequence_length`, and load_trained re-parses it.
+    sequence_length: dataclasses.InitVar[int | None] = _UNSET
 
-    def __post_init__(self):
-        sizes = (self.latent_dim or 1, self.sequence_length or 1, self.d_model, self.num_layers, self.num_heads,
+    def __post_init__(self, sequence_length):
+        if sequence_length is not _UNSET:
+            default = type(self).__dataclass_fields__["window_chunks"].default
+            if self.window_chunks not in (default, sequence_length):
+                raise ValueError(f"TransformerMDNConfig got window_chunks={self.window_chunks} and its old name "
+                                 f"sequence_length={sequence_length}; give window_chunks only")
+            warnings.warn("TransformerMDNConfig.sequence_length is deprecated and will be removed in the next "
+                          "release; use window_chunks", FutureWarning, stacklevel=3)
+            object.__setattr__(self, "window_chunks", sequence_length)
+        sizes = (self.latent_dim or 1, self.window_chunks or 1, self.d_model, self.num_layers, self.num_heads,
                  self.mlp_dim, self.residual_width, self.num_mixtures)
         if min(sizes) < 1 or self.num_residual_blocks < 0 or not 0 <= self.dropout < 1:
             raise ValueError(f"TransformerMDNConfig needs positive sizes and 0 <= dropout < 1: {self}")
@@ -115,8 +130,8 @@ class TransformerMDN(nn.Module):
                 positions = jnp.arange(inputs.shape[1])
             h = inputs
         else:
-            if c.sequence_length is not None and inputs.shape[1] > c.sequence_length:
-                raise ValueError(f"sequences longer than {c.sequence_length} latents: {inputs.shape}")
+            if c.window_chunks is not None and inputs.shape[1] > c.window_chunks:
+                raise ValueError(f"sequences longer than {c.window_chunks} latents: {inputs.shape}")
             positions = jnp.arange(inputs.shape[1])
             h = shift_right(inputs)
 

@@ -26,9 +26,9 @@ class MDNTask:
     def _latents(self, batch: dict[str, jax.Array]) -> jax.Array:
         latents = batch["latents"]
         config = self.model.config
-        if (latents.ndim != 3 or config.sequence_length not in (None, latents.shape[1])
+        if (latents.ndim != 3 or config.window_chunks not in (None, latents.shape[1])
                 or config.latent_dim not in (None, latents.shape[2])):
-            raise ValueError(f"MDNTask expects latents [batch, {config.sequence_length or 'k'}, "
+            raise ValueError(f"MDNTask expects latents [batch, {config.window_chunks or 'k'}, "
                              f"{config.latent_dim or 'd'}], got {latents.shape}")
         return latents
 
