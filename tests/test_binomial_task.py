@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from smdiff.training import loop as train_module
 from smdiff.data import chorales
-from smdiff.data.pianoroll import PitchRange
 from smdiff import pianoroll_eval
 from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask

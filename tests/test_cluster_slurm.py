@@ -7,7 +7,6 @@ Skips, with the reason, where SLURM cannot run (not root, no apt-get, daemons th
 """
 import json
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
