@@ -78,11 +78,11 @@ def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tup
     The caller's own gin configuration is put back afterwards, so sampling or evaluation jobs may call
     this after parsing their gin files.
     """
-    config_path = _workdir.config_path(workdir)
+    config_text = _workdir.config_path(workdir).read_text()  # through epath: the workdir may be a URL
     callers_config = gin.config_str()
     gin.clear_config()
     try:
-        gin.parse_config_file(config_path)
+        gin.parse_config(config_text)
         task = gin.query_parameter("train.task").scoped_configurable_fn()
     finally:
         gin.clear_config()

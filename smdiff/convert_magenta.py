@@ -8,7 +8,6 @@ the Magenta model and every job that takes a VAE workdir (latents, sampling) tak
 conversion itself is `smdiff.models.magenta_checkpoint`.
 """
 import logging
-import os
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +17,7 @@ from smdiff import jobflags
 from smdiff.models.magenta_checkpoint import read_magenta_checkpoint, workdir_config
 from smdiff.models.melody_vae import MelodyVAEConfig
 from smdiff.training.checkpointing import Checkpointer
+from smdiff.training.paths import run_path
 from smdiff.training.train_state import TrainState
 from smdiff.training.workdir import CONFIG_FILE
 
@@ -31,10 +31,11 @@ flags.DEFINE_string("magenta_checkpoint", None,
 def convert(magenta_checkpoint: str, workdir: str) -> MelodyVAEConfig:
     """Reads a Magenta checkpoint and writes it as an smdiff VAE workdir (config.gin + step-0 checkpoint)."""
     config, params = read_magenta_checkpoint(magenta_checkpoint)
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
+    run = run_path(workdir)  # a local folder or a URL
+    checkpoint_dir = run / "checkpoints"
+    if checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
         raise FileExistsError(f"{checkpoint_dir} already holds checkpoints; convert into a new workdir")
-    os.makedirs(workdir, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
     # Only params: no optimizer state or EMA (a fine-tuning run starts its own).
     state = TrainState(step=jnp.zeros((), jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params),
                        ema_params=None, opt_state=None, rng=jax.random.PRNGKey(0))
@@ -44,8 +45,7 @@ def convert(magenta_checkpoint: str, workdir: str) -> MelodyVAEConfig:
         checkpointer.wait()
     finally:
         checkpointer.close()
-    with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(workdir_config(config, magenta_checkpoint))
+    (run / CONFIG_FILE).write_text(workdir_config(config, magenta_checkpoint))
     logging.info("converted %s (%s) into %s", magenta_checkpoint, config, workdir)
     return config
 

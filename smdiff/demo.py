@@ -22,6 +22,7 @@ import sys
 import time
 
 from smdiff.generators.registry import GENERATORS
+from smdiff.training.paths import run_path
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,14 +103,13 @@ def stages(out: str, settings: Settings) -> list[tuple[str, list[str]]]:
 
 def run(out: str, settings: Settings) -> dict[str, float]:
     """Runs every stage not yet finished; returns seconds per stage (of this run or the earlier one)."""
-    markers = os.path.join(out, "stages")
-    os.makedirs(markers, exist_ok=True)
+    markers = run_path(out) / "stages"
+    markers.mkdir(parents=True, exist_ok=True)
     seconds = {}
     for name, command in stages(out, settings):
-        marker = os.path.join(markers, name.replace(" ", "_").replace(":", "") + ".json")
-        if os.path.exists(marker):
-            with open(marker) as f:
-                seconds[name] = json.load(f)["seconds"]
+        marker = markers / (name.replace(" ", "_").replace(":", "") + ".json")
+        if marker.exists():
+            seconds[name] = json.loads(marker.read_text())["seconds"]
             print(f"== {name}: done earlier ({seconds[name]:.0f} s), skipped", flush=True)
             continue
         print(f"== {name}\n$ {shlex.join(command)}", flush=True)
@@ -119,20 +119,18 @@ def run(out: str, settings: Settings) -> dict[str, float]:
             sys.exit(f"demo stage {name!r} failed (exit {completed.returncode}); fix it and re-run: "
                      "finished stages are kept")
         seconds[name] = time.time() - start
-        with open(marker, "w") as f:
-            json.dump({"seconds": seconds[name], "command": command}, f)
+        marker.write_text(json.dumps({"seconds": seconds[name], "command": command}))
     return seconds
 
 
 def main() -> None:
     quick = os.environ.get("SMDIFF_DEMO_QUICK", "") not in ("", "0")
-    out = os.path.abspath(os.environ.get("SMDIFF_DEMO_DIR") or os.path.join(
-        REPO_ROOT, "demo_output_quick" if quick else "demo_output"))
+    out = str(run_path(os.environ.get("SMDIFF_DEMO_DIR") or os.path.join(
+        REPO_ROOT, "demo_output_quick" if quick else "demo_output")))
     settings = QUICK if quick else FULL
     start = time.time()
     seconds = run(out, settings)
-    with open(os.path.join(out, "stage_seconds.json"), "w") as f:
-        json.dump(seconds, f, indent=1)
+    (run_path(out) / "stage_seconds.json").write_text(json.dumps(seconds, indent=1))
     print("\n" + "\n".join(f"{name:32s} {value:8.0f} s" for name, value in seconds.items()))
     print(f"\nThis run: {time.time() - start:.0f} s. Everything is in {out}:")
     print(f"  {os.path.join(out, 'evaluation', 'table1.md')}  (Table 1), figures in evaluation/figures/, "

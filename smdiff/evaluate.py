@@ -18,12 +18,12 @@ W&B as well (WANDB_MODE=offline works without network).
 from __future__ import annotations
 
 import json
-import os
 from typing import Sequence
 
 import matplotlib.image
 import numpy as np
 from absl import app, flags, logging
+from etils import epath
 
 from smdiff import jobflags, joblog
 from smdiff.data import tfds_io
@@ -31,6 +31,7 @@ from smdiff.evaluation import melody_sets, plots, scoring, table
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.registry import GENERATORS
 from smdiff.sampling import store
+from smdiff.training.paths import run_path
 from smdiff.training.writers import create_writer
 
 ROW_NAMES = {name: registration.table_row for name, registration in GENERATORS.items()}
@@ -64,7 +65,7 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
     samples, specs = {}, {}
     for generator, row in ROW_NAMES.items():
         for mode in TABLE_MODES:
-            folder = os.path.join(samples_dir, generator)
+            folder = str(run_path(samples_dir) / generator)
             try:
                 samples[generator, mode] = store.load_samples(folder, mode)
             except FileNotFoundError:
@@ -86,9 +87,11 @@ def log_results(results: dict, output_dir: str, wandb_project: str | None = None
     the training core's writers (TensorBoard and JSON lines in output_dir; W&B when a project is given)."""
     scalars = {f"{row}/{mode}/{key}": value for row, modes in results.items() for mode, report in modes.items()
                for key, value in scoring.headline(report).items()}
-    figures = os.path.join(output_dir, "figures")
-    images = {f"figures/{name[:-4]}": (matplotlib.image.imread(os.path.join(figures, name))[None, ..., :3] * 255
-                                       ).astype(np.uint8) for name in sorted(os.listdir(figures)) if name.endswith(".png")}
+    images = {}
+    for path in sorted(run_path(output_dir).glob("figures/*.png")):
+        with path.open("rb") as file:
+            images[f"figures/{path.stem}"] = (matplotlib.image.imread(file, format="png")[None, ..., :3] * 255
+                                              ).astype(np.uint8)
     writer = create_writer(output_dir, wandb_project, config={"job": "evaluate"})
     writer.write_scalars(0, scalars)
     writer.write_images(0, images)
@@ -100,16 +103,15 @@ def _table_view(results: dict, key: str) -> dict:
 
 
 def _write_outputs(results, samples, specs, known_events, ground_truth, output_dir) -> None:
-    figures = os.path.join(output_dir, "figures")
-    os.makedirs(figures, exist_ok=True)
+    output = run_path(output_dir)
+    figures = output / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     markdown = table.to_markdown(_table_view(results, "table"), "Measured (pooled reading)")
     markdown += "\n" + table.to_markdown(table.paper_results(), "Paper, Table 1 (LMD, k=32)")
-    with open(os.path.join(output_dir, "table1.md"), "w") as f:
-        f.write(markdown)
-    with open(os.path.join(output_dir, "table1_per_sequence.md"), "w") as f:
-        f.write(table.to_markdown(_table_view(results, "relative_per_sequence"), "Measured (per-sequence reading)"))
-    with open(os.path.join(output_dir, "table1.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    (output / "table1.md").write_text(markdown)
+    (output / "table1_per_sequence.md").write_text(
+        table.to_markdown(_table_view(results, "relative_per_sequence"), "Measured (per-sequence reading)"))
+    (output / "table1.json").write_text(json.dumps(results, indent=1))
     print(markdown)
 
     for feature in melody_sets.FEATURES:
@@ -118,11 +120,11 @@ def _write_outputs(results, samples, specs, known_events, ground_truth, output_d
             if mode == "unconditional":
                 oas = melody_sets.set_overlaps(arrays["events"]).per_melody[feature]
                 distributions[ROW_NAMES[generator]] = np.concatenate(oas)
-        plots.overlap_distributions(distributions, os.path.join(figures, f"oa_{feature}.png"), feature)
+        plots.overlap_distributions(distributions, str(figures / f"oa_{feature}.png"), feature)
     _infilling_figure(samples, specs, known_events, figures)
 
 
-def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | None, figures: str,
+def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | None, figures: epath.Path,
                       examples: int = 2) -> None:
     """Paper Fig. 2: for the first examples, the real window and each generator's infill of its gap."""
     infills = {generator: arrays for (generator, mode), arrays in samples.items() if mode == "infilling"}
@@ -139,7 +141,7 @@ def _infilling_figure(samples: dict, specs: dict, known_events: np.ndarray | Non
         rolls = {} if known_events is None else {"real (test window)": events_to_notes(known_events[known_index])}
         for generator, arrays in infills.items():
             rolls[ROW_NAMES[generator]] = events_to_notes(arrays["events"][example])
-        plots.piano_rolls(rolls, num_steps, os.path.join(figures, f"infilling_example_{example}.png"), gap,
+        plots.piano_rolls(rolls, num_steps, str(figures / f"infilling_example_{example}.png"), gap,
                           title=f"Infilling the shaded gap of test window {known_index}")
 
 

@@ -6,9 +6,14 @@ terminal as before. TensorFlow's C++ INFO lines at import (oneDNN, CPU features)
 C++ logging before it is initialised, which no environment variable of TensorFlow 2.21 silences:
 `import_tensorflow_quietly`, which the CLI calls before a job imports TensorFlow, imports it with the
 process's stderr pointed at a buffer whose text `setup` then writes to the job's log.
+
+The folder may be a URL (gs://bucket/run): Python's logging writes to a local file, so the records go to
+a local file first and are appended to `<folder>/<job>.log` when the process exits (a killed process
+leaves them in the local file, whose path the first record names).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import tempfile
@@ -16,6 +21,8 @@ from collections.abc import Sequence
 
 from absl import flags
 from absl import logging as absl_logging
+
+from smdiff.training.paths import is_url, run_path
 
 # TFDS 4.9.10 reads `.dtype` itself when decoding a ZLIB-encoded Tensor feature (tensor_feature.py) and
 # then warns that `.dtype` is deprecated: nothing smdiff's code can change, so it goes to the log.
@@ -47,12 +54,16 @@ class _DropLibraryDeprecations(logging.Filter):
 
 
 def setup(folder: str | None, job: str) -> str | None:
-    """Sends INFO records to `<folder>/<job>.log` and only warnings on to the terminal; returns the log's
-    path (None when `--verbosity` was given: then everything stays on the terminal)."""
+    """Sends INFO records to `<folder>/<job>.log` and only warnings on to the terminal; returns the path
+    of the local file the records go to (None when `--verbosity` was given: then everything stays on the
+    terminal)."""
     if folder is None or ("verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present):
         return None
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{job}.log")
+    if is_url(folder):
+        path = tempfile.NamedTemporaryFile(prefix=f"smdiff-{job}-", suffix=".log", delete=False).name
+    else:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{job}.log")
     if _native_import_log:
         with open(path, "a") as log:
             log.write(_native_import_log)
@@ -66,4 +77,16 @@ def setup(folder: str | None, job: str) -> str | None:
     terminal = absl_logging.get_absl_handler()
     terminal.setLevel(logging.WARNING)
     terminal.addFilter(_DropLibraryDeprecations())
+    if is_url(folder):
+        atexit.register(_append_to, handler, path, run_path(folder) / f"{job}.log")
+        absl_logging.info("records of this %s job are kept in %s until it ends", job, path)
     return path
+
+
+def _append_to(handler: logging.FileHandler, local: str, target) -> None:
+    """Appends the local log to `target` (an object store cannot append in place: read, add, rewrite)."""
+    handler.flush()
+    text = run_path(local).read_text()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((target.read_text() if target.exists() else "") + text)
+    os.remove(local)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -21,6 +20,7 @@ from absl import app, flags
 from smdiff import jobflags, joblog
 from smdiff.data import tfds_io
 from smdiff.evaluation.notes import events_to_notes
+from smdiff.training.paths import run_path
 
 FLAGS = jobflags.namespace()
 flags.DEFINE_string("dataset", "melody_windows/embedded", "TFDS name/config of a melody dataset.", flag_values=FLAGS)
@@ -123,9 +123,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     joblog.setup(tfds_io.dataset_dir(FLAGS.dataset, FLAGS.data_dir), "stats")
     stats = dataset_statistics(FLAGS.dataset, FLAGS.data_dir)
-    output = FLAGS.output or os.path.join(stats["data_dir"], "statistics.json")
-    with open(output, "w") as f:
-        json.dump(stats, f, indent=1)
+    output = FLAGS.output or str(run_path(stats["data_dir"]) / "statistics.json")
+    run_path(output).write_text(json.dumps(stats, indent=1))
     print(format_statistics(stats))
     print(f"Saved {output}")
 

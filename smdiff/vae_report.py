@@ -13,7 +13,6 @@ temperature 0.001 (the paper's near-argmax) and written as MIDI. Everything land
 """
 import json
 import logging
-import os
 from collections.abc import Iterable
 
 import jax
@@ -27,6 +26,7 @@ from smdiff.data.melody import NOTE_OFF, events_to_note_sequence, note_sequence_
 from smdiff.models.melody_vae import MelodyVAE
 from smdiff.tasks.melody_vae import gaussian_kl
 from smdiff.training.input_pipeline import TfdsSource
+from smdiff.training.paths import run_path
 
 ACTIVE_SIGMA_THRESHOLD = 0.98
 PRIOR_TEMPERATURE = 0.001
@@ -88,23 +88,23 @@ def write_prior_samples(model: MelodyVAE, params, rng: jax.Array, num_samples: i
     z_rng, sample_rng = jax.random.split(rng)
     z = jax.random.normal(z_rng, (num_samples, model.config.z_size))
     events = np.asarray(model.apply({"params": params}, z, sample_rng, PRIOR_TEMPERATURE, method=model.decode))
-    os.makedirs(output_dir, exist_ok=True)
     paths = []
     for index, melody in enumerate(events):
-        path = os.path.join(output_dir, f"prior_sample_{index:03d}.mid")
+        path = str(run_path(output_dir) / f"prior_sample_{index:03d}.mid")
         note_sequence_to_midi_file(events_to_note_sequence(melody), path)
         paths.append(path)
     return events, paths
 
 
 def write_report(report: dict, output_dir: str) -> str:
-    """Writes `report.json` atomically (a half-written report never looks complete); its path."""
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, "report.json")
-    with open(path + ".partial", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".partial", path)
-    return path
+    """Writes `report.json` so that a half-written report never looks complete (locally: written aside and
+    renamed; an object store makes an object visible only once whole); its path."""
+    output = run_path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    partial, path = output / "report.json.partial", output / "report.json"
+    partial.write_text(json.dumps(report, indent=1))
+    partial.rename(path)
+    return str(path)
 
 
 FLAGS = jobflags.namespace()
@@ -125,7 +125,7 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir (the melody VAE's train workdir) is required")
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "vae_report")
+    output_dir = FLAGS.output_dir or str(run_path(FLAGS.workdir) / "vae_report")
     joblog.setup(output_dir, "vae_report")
     task, params = configurables.load_trained(FLAGS.workdir, ema=FLAGS.ema, step=FLAGS.checkpoint_step)
     if not isinstance(task.model, MelodyVAE):

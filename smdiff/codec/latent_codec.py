@@ -18,7 +18,6 @@ device (`smdiff.training.sharding.ShardedApply`).
 import dataclasses
 import hashlib
 import json
-import os
 import zlib
 from typing import Iterable, Iterator
 
@@ -29,6 +28,7 @@ import numpy as np
 from smdiff.data.chunks import all_rest
 from smdiff.models.melody_vae import MelodyVAE
 from smdiff.training import sharding
+from smdiff.training.paths import run_path
 
 DEFAULT_SIGMA_THRESHOLD = 0.98
 SCALING_METADATA_KEY = "scaling"  # where melody_latents keeps the scaling in its metadata.json
@@ -78,24 +78,22 @@ class LatentScaling:
 
     def save(self, path: str) -> None:
         """Writes the scaling as JSON to `path`."""
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(self.to_dict(), file, indent=1)
+        run_path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str) -> "LatentScaling":
         """From a JSON file written by `save`, or from a prepared melody_latents dataset directory (its
-        metadata.json holds the scaling)."""
-        if os.path.isdir(path):
-            metadata_path = os.path.join(path, "metadata.json")
-            if not os.path.exists(metadata_path):
+        metadata.json holds the scaling). Either may be a URL (gs://...)."""
+        path = run_path(path)
+        if path.is_dir():
+            metadata_path = path / "metadata.json"
+            if not metadata_path.exists():
                 raise FileNotFoundError(f"{path} has no metadata.json: not a prepared melody_latents dataset")
-            with open(metadata_path, encoding="utf-8") as file:
-                metadata = json.load(file)
+            metadata = json.loads(metadata_path.read_text())
             if SCALING_METADATA_KEY not in metadata:
                 raise KeyError(f"{metadata_path} has no {SCALING_METADATA_KEY!r}: not a melody_latents dataset")
             return cls(**metadata[SCALING_METADATA_KEY])
-        with open(path, encoding="utf-8") as file:
-            return cls(**json.load(file))
+        return cls(**json.loads(path.read_text()))
 
 
 def select_active_dims(mean_sigma: np.ndarray, threshold: float = DEFAULT_SIGMA_THRESHOLD) -> np.ndarray:

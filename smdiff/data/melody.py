@@ -26,6 +26,7 @@ import dataclasses
 import os
 
 import numpy as np
+from etils import epath
 from note_seq import midi_io, sequences_lib
 from note_seq.protobuf import music_pb2
 
@@ -197,6 +198,8 @@ def events_to_note_sequence(events, qpm: float = 120.0) -> music_pb2.NoteSequenc
 
 
 def note_sequence_to_midi_file(ns: music_pb2.NoteSequence, path: str | os.PathLike) -> None:
-    """Writes a NoteSequence to a standard MIDI file (folders are created)."""
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    midi_io.note_sequence_to_midi_file(ns, os.fspath(path))
+    """Writes a NoteSequence to a standard MIDI file, a local path or a URL (folders are created)."""
+    path = epath.Path(os.fspath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as file:
+        midi_io.note_sequence_to_pretty_midi(ns).write(file)

@@ -12,6 +12,8 @@ import wave
 import numpy as np
 import pretty_midi
 
+from smdiff.training.paths import run_path
+
 SAMPLE_RATE = 22050
 SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -39,7 +41,8 @@ def find_soundfont() -> str:
 
 
 def render(midi_path: str, wav_path: str, soundfont: str | None = None) -> str:
-    """Renders a MIDI file to a 16-bit mono WAV file and returns its path."""
+    """Renders a MIDI file to a 16-bit mono WAV file and returns its path (either may be a URL; the
+    soundfont is a local file)."""
     soundfont = soundfont or find_soundfont()
     try:
         import fluidsynth  # noqa: F401  (pyfluidsynth; fails without the C library)
@@ -47,10 +50,11 @@ def render(midi_path: str, wav_path: str, soundfont: str | None = None) -> str:
         raise AudioUnavailable(
             "the FluidSynth library is missing (Debian: `apt-get install libfluidsynth3`): " + str(error)
         ) from error
-    waveform = pretty_midi.PrettyMIDI(midi_path).fluidsynth(fs=SAMPLE_RATE, sf2_path=soundfont)
+    with run_path(midi_path).open("rb") as midi:
+        waveform = pretty_midi.PrettyMIDI(midi).fluidsynth(fs=SAMPLE_RATE, sf2_path=soundfont)
     peak = np.abs(waveform).max() or 1.0
     samples = (waveform / peak * 0.9 * 32767).astype(np.int16)
-    with wave.open(wav_path, "wb") as out:
+    with run_path(wav_path).open("wb") as file, wave.open(file, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)

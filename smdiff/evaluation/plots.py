@@ -1,5 +1,6 @@
 """Figures of the evaluation: infilling piano rolls (paper Fig. 2), metrics along the reverse process
-(Fig. 3) and OA distributions. All take plain arrays and write PNG files.
+(Fig. 3) and OA distributions. All take plain arrays and write PNG files (a local path or a URL such as
+gs://bucket/eval/x.png: the bytes go through etils.epath).
 
 Notes are int arrays [n, 3] of (start_step, end_step, pitch) on a 16th-note grid.
 """
@@ -11,7 +12,16 @@ matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from smdiff.training.paths import run_path  # noqa: E402
+
 STEPS_PER_BAR = 16
+
+
+def _save(fig, path: str) -> None:
+    """Writes `fig` as a PNG to `path` and closes it."""
+    with run_path(path).open("wb") as file:
+        fig.savefig(file, format="png", dpi=110)
+    plt.close(fig)
 
 
 def _draw_roll(ax, notes: np.ndarray, num_steps: int, known_span: tuple[int, int] | None, title: str):
@@ -39,8 +49,7 @@ def piano_rolls(rolls: dict[str, np.ndarray], num_steps: int, path: str,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def metrics_along_reverse_process(steps: np.ndarray, curves: dict[str, np.ndarray], path: str,
@@ -59,8 +68,7 @@ def metrics_along_reverse_process(steps: np.ndarray, curves: dict[str, np.ndarra
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def overlap_distributions(oas: dict[str, np.ndarray], path: str, feature: str) -> None:
@@ -73,5 +81,4 @@ def overlap_distributions(oas: dict[str, np.ndarray], path: str, feature: str) -
     ax.set_ylabel("density")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from smdiff.training.paths import run_path
+
 TASKS = ("unconditional", "infilling")
 ROW_ORDER = ("Train", "Test", "Diffusion", "Autoregression (MDN)", "Interpolation", "N(0,I) prior")
 
@@ -53,10 +55,8 @@ def paper_results() -> dict:
 
 
 def write(results: dict, markdown_path: str, json_path: str, title: str = "") -> str:
-    """Writes the table as markdown and JSON; returns the markdown."""
+    """Writes the table as markdown and JSON (local paths or URLs); returns the markdown."""
     markdown = to_markdown(results, title)
-    with open(markdown_path, "w") as f:
-        f.write(markdown)
-    with open(json_path, "w") as f:
-        json.dump(results, f, indent=1)
+    run_path(markdown_path).write_text(markdown)
+    run_path(json_path).write_text(json.dumps(results, indent=1))
     return markdown

@@ -10,6 +10,9 @@ A checkpoint that cannot be read back (a damaged array file) raises `DamagedChec
 `set_aside` moves it out of the way (into `<directory>-set-aside/`, nothing is deleted) so that the run
 resumes from an earlier one and its next saves are not blocked by the damaged step.
 """
+import os
+import sys
+
 import flax.serialization
 import jax
 import orbax.checkpoint as ocp
@@ -32,7 +35,7 @@ class DamagedCheckpointError(RuntimeError):
 class Checkpointer:
     """Saves and restores a run's TrainState and data position in `directory`."""
 
-    def __init__(self, directory: str, max_to_keep: int = 3, keep_period: int | None = None,
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, keep_period: int | None = None,
                  asynchronous: bool = True):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, keep_period=keep_period or None, create=True,
@@ -68,6 +71,7 @@ class Checkpointer:
             raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                                 flax.serialization.to_state_dict(like))
+        _drop_late_callbacks_of_abandoned_reads()  # before: they may arrive before the error is raised
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=_restore_args(abstract), data=ocp.args.JsonRestore()))
@@ -93,6 +97,7 @@ class Checkpointer:
         saved = self._manager.item_metadata(step)["state"]
         key = "ema_params" if ema and saved.get("ema_params") is not None else "params"
         abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved[key])
+        _drop_late_callbacks_of_abandoned_reads()
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=_restore_args({key: abstract}, partial=True)))
         return restored["state"][key]
@@ -102,6 +107,26 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _drop_late_callbacks_of_abandoned_reads() -> None:
+    """Keeps a failed restore's error the only thing printed (installed before every restore).
+
+    Orbax closes its event loop as soon as one array read fails, while TensorStore still completes the
+    restore's other reads; each completion then calls into the closed loop and its RuntimeError("Event
+    loop is closed") reaches `sys.unraisablehook`, a traceback per array after the clear error. This
+    wraps the hook (once) to drop exactly those; every other unraisable exception still goes through.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_abandoned_reads", False):
+        return
+
+    def hook(unraisable):
+        if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.drops_abandoned_reads = True
+    sys.unraisablehook = hook
 
 
 def _restore_args(abstract, partial: bool = False) -> ocp.args.PyTreeRestore:

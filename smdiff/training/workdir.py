@@ -1,21 +1,23 @@
-"""A train workdir on disk: its gin config files and its checkpointed params (no gin here: the Task
-itself is rebuilt from the config by `smdiff.configurables.load_trained`)."""
+"""A train workdir (a local folder or a URL such as gs://bucket/run): its gin config files and its
+checkpointed params (no gin here: the Task itself is rebuilt from the config by
+`smdiff.configurables.load_trained`)."""
 from __future__ import annotations
 
-import os
+from etils import epath
 
 from smdiff.training import sharding
 from smdiff.training.checkpointing import Checkpointer
+from smdiff.training.paths import run_path
 
 CONFIG_FILE = "config.gin"  # every binding, written when the run starts
 OPERATIVE_CONFIG_FILE = "operative_config.gin"  # the bindings the run used, written when it ends
 
 
-def config_path(workdir: str) -> str:
+def config_path(workdir: str) -> epath.Path:
     """The workdir's operative config, else its start config."""
     for name in (OPERATIVE_CONFIG_FILE, CONFIG_FILE):
-        path = os.path.join(workdir, name)
-        if os.path.exists(path):
+        path = run_path(workdir) / name
+        if path.exists():
             return path
     raise FileNotFoundError(f"{workdir} has neither {OPERATIVE_CONFIG_FILE} nor {CONFIG_FILE}: not a train workdir")
 
@@ -23,7 +25,7 @@ def config_path(workdir: str) -> str:
 def restore_params(workdir: str, ema: bool = True, step: int | None = None) -> tuple[object, int]:
     """(params of `step`, that step): default the latest; the EMA params when `ema` and the run kept
     them; replicated on all devices."""
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    checkpointer = Checkpointer(run_path(workdir) / "checkpoints")
     try:
         restored_step = checkpointer.latest_step() if step is None else step
         params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=ema, step=step)
@@ -34,7 +36,7 @@ def restore_params(workdir: str, ema: bool = True, step: int | None = None) -> t
 
 def latest_step(workdir: str) -> int | None:
     """The step of the workdir's newest checkpoint (None: none saved)."""
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    checkpointer = Checkpointer(run_path(workdir) / "checkpoints")
     try:
         return checkpointer.latest_step()
     finally:
