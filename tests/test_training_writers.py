@@ -72,3 +72,13 @@ def test_wandb_run_has_the_sweep_group_tags_and_every_binding(tmp_path, monkeypa
     assert all(part in logged for part in expected), [part for part in expected if part not in logged]
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert records[0] == {"hparams": hparams}
+
+
+def test_the_log_names_the_hparams_count_not_the_whole_config(tmp_path, caplog):
+    writer = writers.create_writer(str(tmp_path))
+    with caplog.at_level("INFO"):
+        writer.write_hparams({"gin/train.seed": "1", "gin/melody_vae.MelodyVAEConfig.decoder_sizes": "(32, 32)"})
+    writer.close()
+    logged = [record.getMessage() for record in caplog.records if "Hyperparameters" in record.getMessage()]
+    assert logged == ["[Hyperparameters] 2 values (TensorBoard hparams, metrics.jsonl)"]
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["hparams"]["gin/train.seed"] == "1"

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
+from absl import logging
 from clu import metric_writers
 from etils import epath
 
@@ -122,6 +123,15 @@ class MirroredSummaryWriter(metric_writers.MetricWriter):
         shutil.rmtree(self._local, ignore_errors=True)
 
 
+class LoggingWriter(metric_writers.LoggingWriter):
+    """clu's logging writer, except that hparams (a run's whole gin config, at every start) are logged as
+    one line naming their count: the config itself is in the workdir (config.gin, config_history/), in
+    TensorBoard, metrics.jsonl and W&B."""
+
+    def write_hparams(self, hparams: Mapping[str, Any]):
+        logging.info("[Hyperparameters] %d values (TensorBoard hparams, metrics.jsonl)", len(hparams))
+
+
 def _json_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
@@ -192,7 +202,7 @@ def create_writer(workdir: str, wandb_project: str | None = None, config: Mappin
     """Process 0: logging, TensorBoard (`<workdir>/tensorboard`), `<workdir>/metrics.jsonl` and, when
     `wandb_project` is set, W&B (its run config = `config`, in W&B group `group` with `tags`, e.g. a
     sweep and its point's bindings). Other processes only log."""
-    writers: list[metric_writers.MetricWriter] = [metric_writers.LoggingWriter()]
+    writers: list[metric_writers.MetricWriter] = [LoggingWriter()]
     if jax.process_index() == 0:
         tensorboard = str(run_path(workdir) / "tensorboard")
         writers.append(MirroredSummaryWriter(tensorboard) if is_url(workdir)
