@@ -10,7 +10,9 @@ process's stderr pointed at a buffer whose text `setup` then writes to the job's
 The folder may be a URL (gs://bucket/run): Python's logging writes to a local file, so the records go to
 a local file first and `finish` (which the CLI calls when the job returns or raises) appends them to
 `<folder>/<job>.log`. Not at interpreter exit: by then gcsfs has closed its HTTP session. A killed
-process leaves them in the local file, whose path the first record names.
+process leaves them in the local file, whose path the first record names. Processes of one job that
+finish at the same moment may each rewrite the object with only their own addition (no append in an
+object store): then one process's records are missing there, but still in its local file.
 """
 from __future__ import annotations
 

@@ -112,6 +112,20 @@ def test_configs_topology_and_metrics_in_a_bucket(emulator, tmp_path):
     assert not os.path.exists("gs:"), "a gs:// path was taken for a local one"
 
 
+def test_tensorstore_reads_back_the_generation_its_conditional_writes_need(emulator):
+    """What OCDBT's manifest update does: read an object, then write it on condition that it is unchanged.
+    Against gcp-storage-emulator the read's generation is 0 and the write fails ("Malformed
+    StorageGeneration"), see the module docstring."""
+    import tensorstore as ts
+
+    store = ts.KvStore.open({"driver": "gcs", "bucket": BUCKET, "path": "generations/"}).result()
+    written = store.write("manifest", b"first").result()
+    read = store.read("manifest").result()
+    assert read.value == b"first" and read.stamp.generation == written.generation
+    store.write("manifest", b"second", if_equal=read.stamp.generation).result()
+    assert store.read("manifest").result().value == b"second"
+
+
 def _committed_steps(checkpoints: epath.Path) -> list[int]:
     """Checkpoint steps Orbax has committed in a bucket (on gs:// it marks them with commit_success.txt)."""
     if not checkpoints.exists():
