@@ -1,9 +1,12 @@
-"""Set-level Table-1 metrics on hand-built melodies whose answers are known."""
+"""Set-level Table-1 metrics on hand-built melodies whose answers are known, and their bootstrap intervals
+on real corpus windows."""
 import numpy as np
 import pytest
 
 from smdiff.data import melody
-from smdiff.evaluation import melody_sets
+from smdiff.evaluation import melody_sets, overlap
+from smdiff.evaluation.pianoroll_metrics import bootstrap_draws
+import real_latents
 
 
 def _events(pitches_and_lengths, num_steps=128):
@@ -51,3 +54,55 @@ def test_frame_pairs_with_an_empty_frame_are_counted(varied_set):
     overlaps = melody_sets.set_overlaps(np.stack([sparse, varied_set[0]]))
     assert overlaps.frame_pairs == {"pairs": 4, "one_empty": 1, "both_empty": 1}
     np.testing.assert_allclose(overlaps.per_melody["pitch"][0], [0.0, 1.0], atol=1e-9)  # the rule they follow
+
+
+@pytest.fixture(scope="module")
+def corpus_events():
+    """Events [m, 128] of real 8-bar folk-tune windows: the first 30 tunes ('train') and the next 30."""
+    windows = real_latents.corpus_windows(num_tunes=60, num_train_tunes=30)
+    return {split: np.stack([w["events"].reshape(-1) for w in split_windows]) for split, split_windows in windows.items()}
+
+
+def test_bootstrap_intervals_hold_the_scores_narrow_with_more_melodies_and_tell_sets_apart(corpus_events):
+    ground_truth = melody_sets.set_overlaps(corpus_events["train"])
+    held = corpus_events["validation"]
+    subset = held[np.random.default_rng(0).choice(len(held), 40, replace=False)]
+    few, many = (melody_sets.report(melody_sets.set_overlaps(events), ground_truth) for events in (subset, held))
+    other = melody_sets.report(melody_sets.set_overlaps(corpus_events["train"][:len(held)]), ground_truth)
+    for reading in melody_sets.READINGS:
+        for result in (few, many, other):
+            for feature in melody_sets.FEATURES:
+                interval = result[f"interval_{reading}"][feature]
+                for name, value in zip(("C", "Var"), result[f"relative_{reading}"][feature]):
+                    assert interval[name][0] <= value <= interval[name][1], (reading, feature, name)
+                for name, value in zip(("mean_oa", "variance_oa"), result[f"absolute_{reading}"][feature]):
+                    low, high = interval[name]
+                    assert low < value < high, (reading, feature, name)
+        for feature in melody_sets.FEATURES:
+            # ~1/sqrt(n): 40 random melodies of the 307 give a mean-OA interval 1.8-2.8 times wider (the
+            # variance's interval is itself too noisy at n=40 for a firm ratio).
+            low, high = few[f"interval_{reading}"][feature]["mean_oa"]
+            assert high - low > 1.5 * np.subtract(*many[f"interval_{reading}"][feature]["mean_oa"][::-1]), feature
+            for name in ("mean_oa", "variance_oa", "C", "Var"):  # another real set, other intervals
+                assert many[f"interval_{reading}"][feature][name] != other[f"interval_{reading}"][feature][name]
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_explicitly_resampled_sets(corpus_events):
+    ground_truth = melody_sets.set_overlaps(corpus_events["train"])
+    samples = melody_sets.set_overlaps(corpus_events["validation"])
+    result = melody_sets.report(samples, ground_truth, num_resamples=60, seed=3)
+    draws = bootstrap_draws(len(corpus_events["validation"]), 60, 3)
+    for reading in melody_sets.READINGS:
+        for feature in melody_sets.FEATURES:
+            oas = samples.per_melody[feature]
+            resampled = np.array([overlap.oa_statistics(
+                [oas[i] for i in np.repeat(np.arange(len(oas)), counts)], reading) for counts in draws])  # [R, 2]
+            truth = overlap.oa_statistics(ground_truth.per_melody[feature], reading)
+            interval = result[f"interval_{reading}"][feature]
+            for column, (raw, score) in enumerate((("mean_oa", "C"), ("variance_oa", "Var"))):
+                expected = np.percentile(resampled[:, column], [5, 95])
+                np.testing.assert_allclose(interval[raw], expected, rtol=1e-9)
+                similarities = [overlap.relative_similarity(v, truth[column]) for v in resampled[:, column]]
+                assert interval[score][0] == pytest.approx(min(overlap.relative_similarity(v, truth[column])
+                                                               for v in expected))
+                assert interval[score][0] <= np.percentile(similarities, 5) + 1e-9  # the folded image is wider

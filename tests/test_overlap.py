@@ -169,3 +169,14 @@ def test_readings_aggregate_differently():
         overlap.oa_statistics([np.array([0.5, np.nan])])
     with pytest.raises(ValueError, match="shorter than two frames"):
         overlap.oa_statistics([np.array([])])
+
+
+def test_similarity_interval_is_the_image_of_the_statistics_interval_folded_at_the_ground_truth():
+    # Entirely below the ground truth 0.8: similarity rises with the statistic.
+    assert overlap.similarity_interval((0.6, 0.7), 0.8) == pytest.approx((0.75, 0.875))
+    # Entirely above it: similarity falls, so the ends swap.
+    assert overlap.similarity_interval((0.9, 1.0), 0.8) == pytest.approx((0.75, 0.875))
+    # Holding it: the best similarity, 1, lies inside; the worse end bounds it below.
+    assert overlap.similarity_interval((0.7, 0.84), 0.8) == pytest.approx((0.875, 1.0))
+    # Beyond 100% error on one side: clipped at 0 like the score itself.
+    assert overlap.similarity_interval((1.2, 2.0), 0.8) == pytest.approx((0.0, 0.5))

@@ -146,8 +146,11 @@ def test_evaluation_writes_table_1_and_figures(setting, real_events, tmp_path):
     assert interpolation["latent_fd"] > 0 and "relative_per_sequence" in interpolation
     markdown = (out / "table1.md").read_text()
     measured = markdown.split("**Paper")[0]  # the measured table, before the paper's for comparison
-    cells = [f"{value:.2f}" for task in ("unconditional", "infilling")
-             for feature in ("pitch", "duration") for value in results["Interpolation"][task]["table"][feature]]
+    cells = [f"{value:.2f} ({low:.2f}-{high:.2f})" for task in ("unconditional", "infilling")
+             for feature in ("pitch", "duration")
+             for value, (low, high) in zip(results["Interpolation"][task]["table"][feature],
+                                           (results["Interpolation"][task]["interval_pooled"][feature][name]
+                                            for name in ("C", "Var")))]
     assert "| Interpolation | " + " | ".join(cells) + " |" in measured
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["infilling_example_0.png", "infilling_example_1.png", "oa_duration.png", "oa_pitch.png"]

@@ -221,6 +221,14 @@ def relative_similarity(value: float | np.ndarray, ground_truth: float) -> float
     return float(similarity) if np.ndim(similarity) == 0 else similarity
 
 
+def similarity_interval(interval: tuple[float, float], ground_truth: float) -> tuple[float, float]:
+    """(low, high) of eq. 10's similarity over a statistic's interval (low, high): its image under
+    `relative_similarity`, which folds at the ground truth, so an interval holding it reaches 1."""
+    low, high = interval
+    ends = [relative_similarity(value, ground_truth) for value in (low, high)]
+    return min(ends), (1.0 if low <= ground_truth <= high else max(ends))
+
+
 def consistency_variance(
     sample_oas: Sequence[np.ndarray], train_oas: Sequence[np.ndarray], reading: Reading = "pooled",
     draws: np.ndarray | None = None,

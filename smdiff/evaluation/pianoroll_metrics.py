@@ -105,6 +105,13 @@ def bootstrap_draws(n: int, num_resamples: int = 1000, seed: int = 0) -> np.ndar
     return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])
 
 
+def central_interval(values: np.ndarray, confidence: float = 0.9) -> tuple[float, float]:
+    """(low, high): the central `confidence` percentile interval of resampled values [R] (NaNs ignored)."""
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: tuple[list, list],
                  num_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Each system's `oa_scores` on bootstrap resamples of the segments: {system: {score: [R]}}.
@@ -127,13 +134,12 @@ def bootstrap_summary(resampled: dict[str, dict[str, np.ndarray]], baseline: str
     low/high: the central `confidence` interval; beats_<baseline>: the fraction of resamples in which the
     system scores higher than the baseline on the same segments (every OA score is higher-is-better).
     """
-    tail = 100 * (1 - confidence) / 2
     summary = {}
     for system, scores in resampled.items():
         summary[system] = {}
         for name, values in scores.items():
-            low, high = np.nanpercentile(values, [tail, 100 - tail])
-            entry = {"low": float(low), "high": float(high)}
+            low, high = central_interval(values, confidence)
+            entry = {"low": low, "high": high}
             if baseline in resampled and system != baseline:
                 entry[f"beats_{baseline}"] = float(np.mean(values > resampled[baseline][name]))
             summary[system][name] = entry

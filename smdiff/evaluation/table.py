@@ -1,7 +1,8 @@
 """The paper's Table 1: Consistency and Variance of pitch and duration OA, per generator and task.
 
 Input is a nested dict `results[row][task] = {"pitch": (C, Var), "duration": (C, Var)}`; a task a row
-cannot do (the MDN cannot infill) is simply absent and shows as "-".
+cannot do (the MDN cannot infill) is simply absent and shows as "-". Cells may carry their bootstrap
+intervals ('0.93 (0.91-0.95)').
 """
 from __future__ import annotations
 
@@ -23,11 +24,18 @@ PAPER_TABLE_1 = {
 }
 
 
-def _cells(metrics: dict | None) -> list[str]:
+def _cells(metrics: dict | None, intervals: dict | None = None) -> list[str]:
     if metrics is None:
         return ["-"] * 4
-    (pitch_c, pitch_var), (dur_c, dur_var) = metrics["pitch"], metrics["duration"]
-    return [f"{value:.2f}" for value in (pitch_c, pitch_var, dur_c, dur_var)]
+    cells = []
+    for feature in ("pitch", "duration"):
+        for name, value in zip(("C", "Var"), metrics[feature]):
+            cell = f"{value:.2f}"
+            if intervals is not None:
+                low, high = intervals[feature][name]
+                cell += f" ({low:.2f}-{high:.2f})"
+            cells.append(cell)
+    return cells
 
 
 def _ordered_rows(results: dict) -> list[str]:
@@ -35,13 +43,16 @@ def _ordered_rows(results: dict) -> list[str]:
     return known + sorted(row for row in results if row not in ROW_ORDER)
 
 
-def to_markdown(results: dict, title: str = "") -> str:
+def to_markdown(results: dict, title: str = "", intervals: dict | None = None) -> str:
+    """The table; with `intervals` (results' layout, each cell's feature -> {'C': (low, high), 'Var': ...})
+    every cell shows its interval beside the value, e.g. '0.93 (0.91-0.95)'."""
     header = ["setting"] + [f"{task[:6]}. {feature} {stat}" for task in TASKS
                             for feature in ("pitch", "dur.") for stat in ("C", "Var")]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in _ordered_rows(results):
-        cells = [cell for task in TASKS for cell in _cells(results[row].get(task))]
+        cells = [cell for task in TASKS for cell in _cells(
+            results[row].get(task), None if intervals is None else intervals[row].get(task))]
         lines.append("| " + " | ".join([row] + cells) + " |")
     return "\n".join(lines) + "\n"
 
