@@ -4,14 +4,19 @@
         --latents=melody_latents/embedded --output_dir=eval
 
 `--samples_dir` holds one folder per generator (`diffusion/`, `mdn/`, `interpolation/`, `prior/`), each with
-the chunks `smdiff sample` wrote for the modes `unconditional` and `infilling`; whatever is present is
+the chunks `smdiff sample` wrote for the modes `unconditional` and `infilling` (Table 1), `continuation`
+(its own table, scored like infilling) and `variation` (one strength per folder: the generator's folder
+and its sub-folders, e.g. `diffusion/variation_0.25/` from `smdiff sample --mode=variation
+--variation_strength=0.25 --output_dir=samples/diffusion/variation_0.25`); whatever is present is
 evaluated, whatever is missing shows as "-". The ground truth (GT) of the OA metric is the training split
 of the melody windows (up to --max_reference windows, drawn with --seed); the Train and Test rows are
 --num_real random windows of each split measured against it. Latent FD and MMD compare each generator's
-latents with the test split's latents.
+latents with the test split's latents. Every OA score carries a 90% bootstrap interval over resamples of
+its set. Variations are also scored by their similarity to the test window they vary.
 
-Writes to --output_dir: table1.md and table1.json (the table under the paper's 'pooled' reading, every
-other figure in the JSON), table1_per_sequence.md (the other reading), figures/*.png, and the table's
+Writes to --output_dir: table1.md and table1.json (the table under the paper's 'pooled' reading, then the
+continuation and variation tables when there are such samples; every other figure in the JSON),
+table1_per_sequence.md (the other reading), variation.json, figures/*.png, and the table's
 cells and figures as TensorBoard summaries (`tensorboard/`, `metrics.jsonl`); with --wandb_project, to
 W&B as well (WANDB_MODE=offline works without network).
 """
@@ -30,12 +35,13 @@ from smdiff.data import tfds_io
 from smdiff.evaluation import melody_sets, plots, scoring, table
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.registry import GENERATORS
-from smdiff.sampling import store
+from smdiff.sampling import shards, store
 from smdiff.training.paths import run_path
 from smdiff.training.writers import create_writer
 
 ROW_NAMES = {name: registration.table_row for name, registration in GENERATORS.items()}
 TABLE_MODES = table.TASKS  # the sampling modes Table 1 shows
+SET_MODES = TABLE_MODES + ("continuation",)  # the modes scored as sets against the training windows
 
 
 def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
@@ -59,12 +65,12 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
     def real_rows(events):
         chosen = events[rng.choice(len(events), min(num_real, len(events)), replace=False)]
         report = scoring.score(chosen, ground_truth)
-        return {mode: report for mode in TABLE_MODES}  # real data is the same for both modes
+        return {mode: report for mode in SET_MODES}  # real data is the same for every mode
 
     results = {"Train": real_rows(train_events), "Test": real_rows(test_events)}
     samples, specs = {}, {}
     for generator, row in ROW_NAMES.items():
-        for mode in TABLE_MODES:
+        for mode in SET_MODES:
             folder = str(run_path(samples_dir) / generator)
             try:
                 samples[generator, mode] = store.load_samples(folder, mode)
@@ -77,8 +83,43 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
     if len(results) == 2:
         raise FileNotFoundError(f"no generator folder with completed chunks under {samples_dir} "
                                 f"(expected some of {sorted(ROW_NAMES)})")
-    _write_outputs(results, samples, specs, known_events, ground_truth, output_dir)
+    variations = variation_results(samples_dir, known_events, ground_truth, test_latents, rng)
+    _write_outputs(results, samples, specs, known_events, ground_truth, output_dir, variations)
     log_results(results, output_dir, wandb_project)
+    return results
+
+
+def variation_results(samples_dir: str, known_events: np.ndarray | None, ground_truth: melody_sets.SetOverlaps,
+                      test_latents: np.ndarray | None, rng: np.random.Generator) -> dict:
+    """row -> {strength: report}: every set of variations under a generator's folder (the folder itself and
+    its sub-folders, one strength each, e.g. `diffusion/variation_0.25/`) scored as a set like Table 1's
+    rows and by its similarity to its sources (`melody_sets.source_similarity`), plus the reference row
+    'Test (another window)': each source against another test window, what a variation that forgot its
+    source scores. Empty when there are no variations."""
+    results = {}
+    for generator, row in ROW_NAMES.items():
+        folder = run_path(samples_dir) / generator
+        candidates = [folder] + (sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else [])
+        for candidate in map(str, candidates):
+            if not shards.completed_chunks(candidate, "variation"):
+                continue
+            if known_events is None:
+                raise ValueError(f"scoring the variations in {candidate} needs the test windows they vary "
+                                 "(known_events)")
+            arrays = store.load_samples(candidate, "variation")
+            strength = store.load_spec(candidate, "variation").variation_strength
+            if strength in results.get(row, {}):
+                raise ValueError(f"two sets of {generator} variations at strength {strength} (one is in {candidate})")
+            logging.info("evaluating %d %s variations at strength %g", len(arrays["events"]), generator, strength)
+            report = scoring.score(arrays["events"], ground_truth, arrays["latents"], test_latents)
+            report["source_similarity"] = melody_sets.source_similarity(arrays["events"],
+                                                                        known_events[arrays["known_index"]])
+            results.setdefault(row, {})[strength] = report
+    if results:
+        others = known_events[rng.permutation(len(known_events))]
+        reference = scoring.score(others, ground_truth)
+        reference["source_similarity"] = melody_sets.source_similarity(others, known_events)
+        results["Test (another window)"] = {None: reference}
     return results
 
 
@@ -102,13 +143,24 @@ def _table_view(results: dict, key: str) -> dict:
     return {row: {mode: report[key] for mode, report in modes.items()} for row, modes in results.items()}
 
 
-def _write_outputs(results, samples, specs, known_events, ground_truth, output_dir) -> None:
+def _write_outputs(results, samples, specs, known_events, ground_truth, output_dir, variations) -> None:
     output = run_path(output_dir)
     figures = output / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     interval_note = f"value ({melody_sets.CONFIDENCE:.0%} bootstrap interval over resampled samples)"
     markdown = table.to_markdown(_table_view(results, "table"), f"Measured (pooled reading): {interval_note}",
                                  _table_view(results, "interval_pooled"))
+    if any("continuation" in modes for row, modes in results.items() if row not in ("Train", "Test")):
+        markdown += "\n" + table.to_markdown(
+            _table_view(results, "table"), f"Measured continuation of the first half (pooled reading): {interval_note}",
+            _table_view(results, "interval_pooled"), tasks=("continuation",))
+    if variations:
+        markdown += "\n" + table.variation_markdown(
+            variations, f"Measured variations: similarity to the source (mean OA of aligned frames) and the "
+                        f"pooled C and Var; {interval_note}")
+        (output / "variation.json").write_text(json.dumps(
+            {row: {str(strength): report for strength, report in by_strength.items()}
+             for row, by_strength in variations.items()}, indent=1))
     markdown += "\n" + table.to_markdown(table.paper_results(), "Paper, Table 1 (LMD, k=32)")
     (output / "table1.md").write_text(markdown)
     (output / "table1_per_sequence.md").write_text(

@@ -106,3 +106,22 @@ def test_bootstrap_interval_is_the_percentile_interval_of_explicitly_resampled_s
                 assert interval[score][0] == pytest.approx(min(overlap.relative_similarity(v, truth[column])
                                                                for v in expected))
                 assert interval[score][0] <= np.percentile(similarities, 5) + 1e-9  # the folded image is wider
+
+
+def test_similarity_to_the_source_orders_copies_half_edits_and_unrelated_windows(corpus_events):
+    sources = corpus_events["validation"]
+    others = sources[np.random.default_rng(0).permutation(len(sources))]
+    half = sources.shape[1] // 2
+    half_edited = np.concatenate([sources[:, :half], others[:, half:]], axis=1)  # second 4 bars from another tune
+    scores = {name: melody_sets.source_similarity(events, sources) for name, events in
+              (("copy", sources), ("half", half_edited), ("unrelated", others))}
+    for feature in melody_sets.FEATURES:
+        assert scores["copy"][feature]["mean"] == pytest.approx(1.0)
+        assert scores["copy"][feature]["interval"] == pytest.approx((1.0, 1.0))
+        # frame 0 (bars 0-3) is the source's own, frame 2 (bars 4-7) another tune's: between copy and unrelated,
+        # with intervals that do not overlap on this many windows
+        half_low, half_high = scores["half"][feature]["interval"]
+        assert scores["unrelated"][feature]["interval"][1] < half_low and half_high < 1.0, feature
+        assert half_low <= scores["half"][feature]["mean"] <= half_high
+    with pytest.raises(ValueError, match="source"):
+        melody_sets.source_similarity(sources[:3], sources[:4])

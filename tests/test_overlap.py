@@ -180,3 +180,17 @@ def test_similarity_interval_is_the_image_of_the_statistics_interval_folded_at_t
     assert overlap.similarity_interval((0.7, 0.84), 0.8) == pytest.approx((0.875, 1.0))
     # Beyond 100% error on one side: clipped at 0 like the score itself.
     assert overlap.similarity_interval((1.2, 2.0), 0.8) == pytest.approx((0.0, 0.5))
+
+
+def test_aligned_frame_overlaps_compare_frame_f_with_frame_f():
+    # 8 bars, 3 frames (bars 0-3, 2-5, 4-7). b repeats a's first two bars' notes everywhere; a changes at bar 4.
+    a = np.array([[0, 4, 60], [4, 8, 62], [64, 72, 70], [72, 80, 72]])
+    b = np.array([[0, 4, 60], [4, 8, 62], [64, 68, 60], [68, 72, 62]])
+    stats = [overlap.frame_statistics(notes, num_steps=128) for notes in (a, b)]
+    pitch, duration = overlap.aligned_frame_overlaps(*stats)
+    assert pitch[0] == pytest.approx(1.0) and pitch[1] < 0.01  # frame 0 the same; frame 1 {70,72} vs {60,62}
+    assert duration[0] == pytest.approx(1.0) and duration[1] < 0.01  # 8-step notes vs 4-step notes
+    np.testing.assert_allclose(pitch, overlap.overlapping_area(stats[0]["pitch_mean"], stats[0]["pitch_std"],
+                                                               stats[1]["pitch_mean"], stats[1]["pitch_std"]))
+    with pytest.raises(ValueError, match="frames"):
+        overlap.aligned_frame_overlaps(stats[0], overlap.frame_statistics(a, num_steps=192))

@@ -189,3 +189,44 @@ def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(se
     assert results["latent FD"][-1] == pytest.approx(latent_metrics.frechet_distance(held, final), rel=1e-4)
     path = reverse_process.write(results, str(tmp_path))
     assert os.path.getsize(path) > 0 and (tmp_path / "reverse_process.json").exists()
+
+
+def test_evaluation_scores_continuations_and_variations_at_each_strength(setting, real_events, tmp_path):
+    from smdiff.evaluation import melody_sets
+    from smdiff.generators.diffusion import DiffusionGenerator
+    from smdiff.models.transformer_ddpm import TransformerDDPM, TransformerDDPMConfig
+    from smdiff.tasks.latent_diffusion import LatentDiffusionTask
+
+    scaling, held, decoder = setting
+    train_events, held_events = real_events
+    samples = tmp_path / "samples"
+    store.run(PriorGenerator(scaling, held.shape[1]), decoder,
+              store.SamplingSpec("continuation", num_samples=8, chunk_size=8, write_midi=False),
+              str(samples / "prior"), held.shape[1], held)
+    config = TransformerDDPMConfig(data_dim=held.shape[-1], d_model=16, num_layers=1, num_heads=2, mlp_dim=32,
+                                   res_width=32, film_hidden=16, noise_encoding_dim=16)
+    task = LatentDiffusionTask(TransformerDDPM(config))
+    params = task.init(jax.random.PRNGKey(0), {"latents": jax.numpy.asarray(held[:2])})
+    diffusion = DiffusionGenerator(task, params, window_chunks=held.shape[1], sampler="ddim", num_sampling_steps=10)
+    for strength in (0.1, 0.5):
+        store.run(diffusion, decoder, store.SamplingSpec("variation", num_samples=6, chunk_size=6,
+                                                         variation_strength=strength, write_midi=False),
+                  str(samples / "diffusion" / f"variation_{strength}"), held.shape[1], held)
+    out = tmp_path / "eval"
+    results = evaluate.evaluate(str(samples), train_events, held_events, str(out), held, held_events, num_real=20)
+    assert set(results["N(0,I) prior"]) == {"continuation"} and "continuation" in results["Test"]
+    markdown = (out / "table1.md").read_text()
+    continuation = markdown.split("**Measured continuation")[1].split("**")[1]
+    assert "| N(0,I) prior | " in continuation and "| Diffusion |" not in continuation
+    # Continuation keeps the first half of each given test window exactly.
+    continued = store.load_samples(str(samples / "prior"), "continuation")
+    np.testing.assert_array_equal(continued["latents"][:, :2], held[continued["known_index"]][:, :2])
+
+    variations = json.loads((out / "variation.json").read_text())
+    assert set(variations) == {"Diffusion", "Test (another window)"} and set(variations["Diffusion"]) == {"0.1", "0.5"}
+    for strength in (0.1, 0.5):
+        arrays = store.load_samples(str(samples / "diffusion" / f"variation_{strength}"), "variation")
+        expected = melody_sets.source_similarity(arrays["events"], held_events[arrays["known_index"]])
+        assert variations["Diffusion"][str(strength)]["source_similarity"] == json.loads(json.dumps(expected))
+        assert f"| Diffusion | {strength:g} | " in markdown
+    assert "| Test (another window) | - | " in markdown

@@ -101,6 +101,31 @@ def report(samples: SetOverlaps, ground_truth: SetOverlaps, num_resamples: int =
     }
 
 
+def source_similarity(events: np.ndarray, sources: np.ndarray, num_resamples: int = 1000, seed: int = 0,
+                      confidence: float = CONFIDENCE) -> dict[str, dict]:
+    """How close each melody stays to its source (a variation to the window it varies), frame by frame.
+
+    events, sources: int [n, steps], melody i made from source i. Per pair, the OA of frame f of the melody
+    with frame f of its source, averaged over the frames (1: the same pitch and duration distributions in
+    every frame). Returns feature -> {'mean': the mean over pairs, 'interval': its bootstrap (low, high)}.
+    """
+    events, sources = np.asarray(events), np.asarray(sources)
+    if events.shape != sources.shape:
+        raise ValueError(f"each melody needs its source: shapes {events.shape} and {sources.shape}")
+    num_steps = events.shape[-1]
+    per_pair = {feature: [] for feature in FEATURES}  # feature -> [n] mean frame OA of each pair
+    for melody_events, source_events in zip(events, sources):
+        frames = [overlap.frame_statistics(events_to_notes(e), num_steps=num_steps) for e in (melody_events, source_events)]
+        if not len(frames[0]["num_notes"]):
+            raise ValueError(f"melodies of {num_steps} steps are shorter than one frame")
+        for feature, oas in zip(FEATURES, overlap.aligned_frame_overlaps(*frames)):
+            per_pair[feature].append(oas.mean())
+    draws = bootstrap_draws(len(events), num_resamples, seed)
+    return {feature: {"mean": float(np.mean(values)),
+                      "interval": central_interval(draws @ np.asarray(values) / len(values), confidence)}
+            for feature, values in per_pair.items()}
+
+
 def reference_windows(train_events: np.ndarray, max_reference: int | None, rng: np.random.Generator) -> np.ndarray:
     """The GT set of the OA metric: the training windows, or `max_reference` of them drawn with `rng`."""
     if max_reference is None or len(train_events) <= max_reference:

@@ -153,6 +153,16 @@ def frame_pair_overlaps(stats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return overlaps[0], overlaps[1]
 
 
+def aligned_frame_overlaps(stats_a: dict[str, np.ndarray], stats_b: dict[str, np.ndarray]
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch_oa [F], duration_oa [F]): OA of frame f of one melody with frame f of another of the same
+    length (a variation and its source), from their `frame_statistics`."""
+    if len(stats_a["num_notes"]) != len(stats_b["num_notes"]):
+        raise ValueError(f"the melodies have {len(stats_a['num_notes'])} and {len(stats_b['num_notes'])} frames")
+    return tuple(overlapping_area(stats_a[f"{name}_mean"], stats_a[f"{name}_std"], stats_b[f"{name}_mean"],
+                                  stats_b[f"{name}_std"]) for name in ("pitch", "duration"))
+
+
 def empty_frame_pairs(num_notes: np.ndarray) -> dict[str, int]:
     """How many adjacent-frame pairs of one melody involve an empty frame, from its frames' note counts [F].
 

@@ -24,18 +24,15 @@ PAPER_TABLE_1 = {
 }
 
 
+def _cell(value: float, interval: tuple[float, float] | None = None) -> str:
+    return f"{value:.2f}" if interval is None else f"{value:.2f} ({interval[0]:.2f}-{interval[1]:.2f})"
+
+
 def _cells(metrics: dict | None, intervals: dict | None = None) -> list[str]:
     if metrics is None:
         return ["-"] * 4
-    cells = []
-    for feature in ("pitch", "duration"):
-        for name, value in zip(("C", "Var"), metrics[feature]):
-            cell = f"{value:.2f}"
-            if intervals is not None:
-                low, high = intervals[feature][name]
-                cell += f" ({low:.2f}-{high:.2f})"
-            cells.append(cell)
-    return cells
+    return [_cell(value, None if intervals is None else intervals[feature][name])
+            for feature in ("pitch", "duration") for name, value in zip(("C", "Var"), metrics[feature])]
 
 
 def _ordered_rows(results: dict) -> list[str]:
@@ -43,17 +40,36 @@ def _ordered_rows(results: dict) -> list[str]:
     return known + sorted(row for row in results if row not in ROW_ORDER)
 
 
-def to_markdown(results: dict, title: str = "", intervals: dict | None = None) -> str:
-    """The table; with `intervals` (results' layout, each cell's feature -> {'C': (low, high), 'Var': ...})
-    every cell shows its interval beside the value, e.g. '0.93 (0.91-0.95)'."""
-    header = ["setting"] + [f"{task[:6]}. {feature} {stat}" for task in TASKS
+def to_markdown(results: dict, title: str = "", intervals: dict | None = None,
+                tasks: tuple[str, ...] = TASKS) -> str:
+    """The table of `tasks`; with `intervals` (results' layout, each cell's feature -> {'C': (low, high),
+    'Var': ...}) every cell shows its interval beside the value, e.g. '0.93 (0.91-0.95)'."""
+    header = ["setting"] + [f"{task[:6]}. {feature} {stat}" for task in tasks
                             for feature in ("pitch", "dur.") for stat in ("C", "Var")]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in _ordered_rows(results):
-        cells = [cell for task in TASKS for cell in _cells(
+        cells = [cell for task in tasks for cell in _cells(
             results[row].get(task), None if intervals is None else intervals[row].get(task))]
         lines.append("| " + " | ".join([row] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def variation_markdown(results: dict, title: str = "") -> str:
+    """Variations against their sources: `results[row][strength]` = a set's report (`melody_sets.report`)
+    with its 'source_similarity' (`melody_sets.source_similarity`); strength None for a reference row.
+    Columns: similarity to the source, then the row's pooled C and Var, each with its interval."""
+    header = ["setting", "strength", "pitch sim. to source", "dur. sim. to source",
+              "pitch C", "pitch Var", "dur. C", "dur. Var"]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in _ordered_rows(results):
+        for strength, report in sorted(results[row].items(), key=lambda item: (item[0] is not None, item[0])):
+            similarity = [_cell(report["source_similarity"][feature]["mean"],
+                                report["source_similarity"][feature]["interval"]) for feature in ("pitch", "duration")]
+            cells = [row, "-" if strength is None else f"{strength:g}", *similarity,
+                     *_cells(report["table"], report["interval_pooled"])]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
