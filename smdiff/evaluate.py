@@ -95,7 +95,8 @@ def variation_results(samples_dir: str, known_events: np.ndarray | None, ground_
     its sub-folders, one strength each, e.g. `diffusion/variation_0.25/`) scored as a set like Table 1's
     rows and by its similarity to its sources (`melody_sets.source_similarity`), plus the reference row
     'Test (another window)': each source against another test window, what a variation that forgot its
-    source scores. Empty when there are no variations."""
+    source scores. With the test latents, also the RMS distance of the latents to the source's
+    ('source_latent_rms'), which the VAE's decoding errors do not blur. Empty when there are no variations."""
     results = {}
     for generator, row in ROW_NAMES.items():
         folder = run_path(samples_dir) / generator
@@ -114,13 +115,22 @@ def variation_results(samples_dir: str, known_events: np.ndarray | None, ground_
             report = scoring.score(arrays["events"], ground_truth, arrays["latents"], test_latents)
             report["source_similarity"] = melody_sets.source_similarity(arrays["events"],
                                                                         known_events[arrays["known_index"]])
+            if test_latents is not None:
+                report["source_latent_rms"] = _rms(arrays["latents"], test_latents[arrays["known_index"]])
             results.setdefault(row, {})[strength] = report
     if results:
-        others = known_events[rng.permutation(len(known_events))]
-        reference = scoring.score(others, ground_truth)
-        reference["source_similarity"] = melody_sets.source_similarity(others, known_events)
+        others = rng.permutation(len(known_events))
+        reference = scoring.score(known_events[others], ground_truth)
+        reference["source_similarity"] = melody_sets.source_similarity(known_events[others], known_events)
+        if test_latents is not None:
+            reference["source_latent_rms"] = _rms(test_latents[others], test_latents)
         results["Test (another window)"] = {None: reference}
     return results
+
+
+def _rms(x: np.ndarray, y: np.ndarray) -> float:
+    """Root mean square difference of two latent sets [n, k, d] (scaled space), element by element."""
+    return float(np.sqrt(np.mean(np.square(np.asarray(x, np.float64) - np.asarray(y, np.float64)))))
 
 
 def log_results(results: dict, output_dir: str, wandb_project: str | None = None) -> None:

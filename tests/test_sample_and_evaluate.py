@@ -228,5 +228,9 @@ def test_evaluation_scores_continuations_and_variations_at_each_strength(setting
         arrays = store.load_samples(str(samples / "diffusion" / f"variation_{strength}"), "variation")
         expected = melody_sets.source_similarity(arrays["events"], held_events[arrays["known_index"]])
         assert variations["Diffusion"][str(strength)]["source_similarity"] == json.loads(json.dumps(expected))
-        assert f"| Diffusion | {strength:g} | " in markdown
+        rms = np.sqrt(np.mean((arrays["latents"].astype(np.float64) - held[arrays["known_index"]]) ** 2))
+        assert variations["Diffusion"][str(strength)]["source_latent_rms"] == pytest.approx(rms)
+        assert f"| Diffusion | {strength:g} | {rms:.3f} | " in markdown
+    # More noise, further from the source in latent space (the denoiser is untrained, the noise is real).
+    assert variations["Diffusion"]["0.1"]["source_latent_rms"] < variations["Diffusion"]["0.5"]["source_latent_rms"]
     assert "| Test (another window) | - | " in markdown

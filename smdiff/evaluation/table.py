@@ -57,9 +57,10 @@ def to_markdown(results: dict, title: str = "", intervals: dict | None = None,
 
 def variation_markdown(results: dict, title: str = "") -> str:
     """Variations against their sources: `results[row][strength]` = a set's report (`melody_sets.report`)
-    with its 'source_similarity' (`melody_sets.source_similarity`); strength None for a reference row.
-    Columns: similarity to the source, then the row's pooled C and Var, each with its interval."""
-    header = ["setting", "strength", "pitch sim. to source", "dur. sim. to source",
+    with its 'source_similarity' (`melody_sets.source_similarity`) and optional 'source_latent_rms'; strength
+    None for a reference row. Columns: the distances to the source, then the row's pooled C and Var, each
+    OA score with its interval."""
+    header = ["setting", "strength", "latent RMS to source", "pitch sim. to source", "dur. sim. to source",
               "pitch C", "pitch Var", "dur. C", "dur. Var"]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -67,7 +68,8 @@ def variation_markdown(results: dict, title: str = "") -> str:
         for strength, report in sorted(results[row].items(), key=lambda item: (item[0] is not None, item[0])):
             similarity = [_cell(report["source_similarity"][feature]["mean"],
                                 report["source_similarity"][feature]["interval"]) for feature in ("pitch", "duration")]
-            cells = [row, "-" if strength is None else f"{strength:g}", *similarity,
+            distance = f"{report['source_latent_rms']:.3f}" if "source_latent_rms" in report else "-"
+            cells = [row, "-" if strength is None else f"{strength:g}", distance, *similarity,
                      *_cells(report["table"], report["interval_pooled"])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
