@@ -171,6 +171,50 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
     checkpointer.close()
 
 
+def test_nan_at_a_non_logging_step_is_caught_before_the_next_checkpoint(tmp_path):
+    """The loop checks the on-device NaN guard only when it logs, evaluates or saves: a NaN in the update
+    at step 4 (no log or evaluation until step 100) must still stop the run before the checkpoint of
+    step 6, which would otherwise record 6 consumed batches for a state that stopped at step 4."""
+    with pytest.raises(train_module.NonFiniteLossError,
+                       match=r"at step 4 \(found at the check after step 6\).*Last good checkpoint: step 3"):
+        train_tiny(tmp_path, 10, task=TinyRegressionTask(nan_from_step=4), log_every_steps=100,
+                   eval_every_steps=100, checkpoint_every_steps=3)
+    checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+    assert checkpointer.all_steps() == [3]
+    checkpointer.close()
+
+
+def test_train_loop_equals_the_step_by_step_loop(tmp_path):
+    """train() (device prefetch, metrics summed on device, host syncs only to log/evaluate/save) gives
+    exactly the parameters, EMA, optimizer state and logged loss means of the plain loop that puts each
+    batch on the devices, runs the step and reads its metrics before the next one."""
+    num_steps, log_every = 7, 3
+    result = train_tiny(tmp_path, num_steps, log_every_steps=log_every)
+
+    task, tx, mesh = TinyRegressionTask(), OPTIMIZER.make(), sharding.make_mesh()
+    examples = input_pipeline.random_access(regression_dataset(40))
+    batches = input_pipeline.train_batches(examples, 16, seed=3)
+    first = sharding.global_batch(next(input_pipeline.train_batches(examples, 16, seed=3)), mesh)
+    state = create_train_state(task, tx, jax.random.PRNGKey(3), first, mesh, use_ema=True)
+    step = make_train_step(task, tx, OPTIMIZER.schedule(), 0.9, mesh)
+    logged, loss_sum, count = {}, None, 0
+    for index in range(num_steps):
+        state, metrics = step(state, sharding.global_batch(next(batches), mesh))
+        assert bool(jax.device_get(metrics["finite"]))
+        loss_sum = np.add(loss_sum, metrics["loss"]) if count else np.asarray(metrics["loss"])
+        count += 1
+        if (index + 1) % log_every == 0 or index + 1 == num_steps:
+            logged[index + 1], loss_sum, count = float(loss_sum) / count, None, 0
+
+    for field in ("params", "ema_params", "opt_state", "step", "rng"):
+        for plain, looped in zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(result.state, field)),
+                                 strict=True):
+            np.testing.assert_array_equal(np.asarray(plain), np.asarray(looped))
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    written = {record["step"]: record["train/loss"] for record in records if "train/loss" in record}
+    assert written == logged
+
+
 def test_checkpoint_retention_keeps_last_n_and_every_m(tmp_path):
     train_tiny(tmp_path, 9, checkpoint_every_steps=1, keep_checkpoints=2, keep_every_steps=4, eval_every_steps=100)
     checkpointer = Checkpointer(str(tmp_path / "checkpoints"))

@@ -15,6 +15,7 @@ from smdiff.models.params import count_params
 from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.input_pipeline import DataSource
+from smdiff.training.loop_helpers import MetricWindow, NonFiniteStepError, device_prefetch
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.paths import run_path
 from smdiff.training.preemption import PreemptionWatch
@@ -80,8 +81,18 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     A SIGTERM (the usual preemption notice) makes the run save its current step and return early with
     `preempted=True`; rerunning resumes it.
 
+    The loop does not wait for the device between steps: the next global batch is put on the devices
+    (with the sharding the step expects) while the current step runs, and the metrics and the NaN guard
+    are summed on device (smdiff/training/loop_helpers.py). The host waits only at the steps that log,
+    evaluate or save a checkpoint, and checks there first that every step since the last check was
+    finite. So a NaN/Inf is caught at the first such step after it (within min(log_every_steps,
+    eval_every_steps, checkpoint_every_steps) steps), never after a checkpoint of it: a non-finite step
+    leaves the state as it was (the step discards its own update), the steps up to the check are thrown
+    away, nothing is logged, evaluated or saved for them, and the run raises NonFiniteLossError naming
+    the first non-finite step and the last good checkpoint.
+
     Raises:
-      NonFiniteLossError: a step gave a NaN/Inf loss or gradient (nothing of that step is saved).
+      NonFiniteLossError: a step gave a NaN/Inf loss or gradient (nothing from that step on is saved).
     """
     periods = dict(global_batch_size=global_batch_size, log_every_steps=log_every_steps,
                    eval_every_steps=eval_every_steps, num_eval_batches=num_eval_batches,
@@ -108,7 +119,8 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
         state = _resume(checkpointer, state, data_position, restore_step)
         start_step = int(jax.device_get(state.step))
         logging.info("resumed from the checkpoint at step %d in %s", start_step, workdir)
-    batches = input_pipeline.train_batches(train_examples, global_batch_size, seed, start_step)
+    batches = device_prefetch(input_pipeline.train_batches(train_examples, global_batch_size, seed, start_step),
+                              mesh)  # double buffering: the next batch is on the devices during a step
     param_count = count_params(state.params)
     logging.info("%d parameters; global batch %d on %d devices in %d process(es)", param_count,
                  global_batch_size, mesh.devices.size, jax.process_count())
@@ -123,7 +135,7 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     eval_step = make_eval_step(task, mesh)
     train_metrics: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
-    metric_sums, steps_in_sums = None, 0
+    window = MetricWindow()
     throughput = ThroughputMeter(global_batch_size, compiled_flops(train_step),
                                  peak_flops(jax.devices()[0].device_kind, peak_tflops))
     preemption = PreemptionWatch()
@@ -132,28 +144,33 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
                     disable=jax.process_index() != 0)
     try:
         for step in range(start_step, num_train_steps):
-            state, metrics = train_step(state, sharding.global_batch(next(batches), mesh))
-            if not bool(jax.device_get(metrics["finite"])):
-                checkpointer.wait()  # the last good checkpoint is complete before we stop
-                raise _non_finite_error(step, metrics, checkpointer.latest_step(), workdir)
+            state, metrics = train_step(state, next(batches))
+            window.add(step, metrics)
+            if step == start_step:  # the meter's clock starts when the first step has run, as in the bare step
+                jax.block_until_ready(metrics)
             throughput.step_done()
-            metric_sums = metrics if metric_sums is None else jax.tree.map(np.add, metric_sums, metrics)
-            steps_in_sums += 1
             done = step + 1
-            if done % log_every_steps == 0 or done == num_train_steps:
-                train_metrics = {f"train/{name}": float(value) / steps_in_sums
-                                 for name, value in jax.device_get(metric_sums).items() if name != "finite"}
+            log = done % log_every_steps == 0 or done == num_train_steps
+            evaluate = eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps)
+            preempted = preemption.reached(done)
+            save = done % checkpoint_every_steps == 0 or done == num_train_steps or preempted
+            if log or evaluate or save:  # the host waits here only; nothing is written past a non-finite step
+                try:
+                    train_means = window.fetch() if log else window.check_finite()
+                except NonFiniteStepError as error:
+                    checkpointer.wait()  # the last good checkpoint is complete before we stop
+                    raise _non_finite_error(error, done, checkpointer.latest_step(), workdir) from error
+            if log:
+                train_metrics = {f"train/{name}": value for name, value in train_means.items()}
                 train_metrics.update({f"train/{name}": rate for name, rate in throughput.report().items()})
                 writer.write_scalars(done, train_metrics)
                 progress.set_postfix(loss=f"{train_metrics['train/loss']:.4g}", refresh=False)
-                metric_sums, steps_in_sums = None, 0
-            if eval_data is not None and (done % eval_every_steps == 0 or done == num_train_steps):
+            if evaluate:
                 eval_metrics = _evaluate(eval_step, state, eval_examples, global_batch_size, num_eval_batches, mesh, seed)
                 writer.write_scalars(done, eval_metrics)
                 throughput.restart()
             progress.update(1)
-            preempted = preemption.reached(done)
-            if done % checkpoint_every_steps == 0 or done == num_train_steps or preempted:
+            if save:
                 checkpointer.save(state, {**data_position, "batches_consumed": done})
                 writer.flush()  # the metrics up to a checkpoint are on disk (or in the bucket) with it
                 throughput.restart()
@@ -169,11 +186,13 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
     return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, preempted=preempted)
 
 
-def _non_finite_error(step: int, metrics: Metrics, last_checkpoint: int | None, workdir: str) -> NonFiniteLossError:
+def _non_finite_error(error: NonFiniteStepError, checked_at: int, last_checkpoint: int | None,
+                      workdir: str) -> NonFiniteLossError:
     saved = "none saved yet" if last_checkpoint is None else f"step {last_checkpoint} in {workdir}/checkpoints"
     return NonFiniteLossError(
-        f"non-finite loss ({float(metrics['loss'])}) or gradient norm ({float(metrics['grad_norm'])}) in the "
-        f"update at step {step}; training stopped, nothing of this step was saved. Last good checkpoint: {saved}")
+        f"non-finite loss ({error.loss}) or gradient norm ({error.grad_norm}) in the update at step {error.step} "
+        f"(found at the check after step {checked_at}); training stopped, nothing from that step on was saved. "
+        f"Last good checkpoint: {saved}")
 
 
 def _resume(checkpointer: Checkpointer, fresh_state: TrainState, data_position: dict,

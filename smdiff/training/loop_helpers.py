@@ -1,18 +1,7 @@
-"""Pieces of a training loop without per-step host syncs: device-side prefetch of the next global batch,
-metrics (and the NaN guard) accumulated on device and fetched only when logged, and jax's persistent
-compilation cache.
-
-The loop in `smdiff/training/loop.py` does not use them yet (it syncs on `finite` every step); they are built
-and tested here so that the loop body can switch to them in one change:
-
-    enable_compilation_cache()
-    batches = device_prefetch(host_batches, mesh)
-    window = MetricWindow()
-    for step in ...:
-        state, metrics = train_step(state, next(batches))
-        window.add(step, metrics)                  # device ops only, no sync
-        if (step + 1) % log_every_steps == 0:
-            means = window.fetch()                  # one sync; raises NonFiniteStepError naming the step
+"""Pieces of the training loop (smdiff/training/loop.py) that keep it free of per-step host syncs:
+device-side prefetch of the next global batch, metrics (and the NaN guard) accumulated on device and
+fetched only when the loop logs, evaluates or saves, and jax's persistent compilation cache (which every
+job turns on at its start).
 """
 from __future__ import annotations
 
@@ -27,19 +16,29 @@ from jax.sharding import Mesh
 
 from smdiff.training import sharding
 
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "smdiff", "jax")
+CACHE_DIR_ENV = "SMDIFF_JAX_CACHE_DIR"
+
+
+def default_cache_dir() -> str:
+    """The user's cache folder for smdiff's compiled programs: $XDG_CACHE_HOME/smdiff/jax (~/.cache/...)."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "smdiff", "jax")
 
 
 def enable_compilation_cache(cache_dir: str | None = None) -> str:
     """Turns on jax's persistent compilation cache: a second run of the same program compiles nothing.
+    Every job calls this at its start (before it compiles anything).
 
-    `cache_dir` default: $SMDIFF_JAX_CACHE_DIR, else ~/.cache/smdiff/jax (a workdir's would be lost with
-    the workdir, and the same model's step is the same program in every run). Every compilation is
-    cached (no minimum compile time): the trainers' small CPU steps compile in well under a second.
-    Returns the directory used.
+    The folder (local or a gs:// URL; jax creates it), first found of: `cache_dir`; $SMDIFF_JAX_CACHE_DIR;
+    a folder jax was already given (the JAX_COMPILATION_CACHE_DIR variable or jax.config, e.g. by the
+    tests); the user cache dir (`default_cache_dir`). Not the workdir: the same model's step is the same
+    program in every run. Every compilation is cached (no minimum compile time or size): the small
+    models' steps compile in under a second on a CPU but take seconds to minutes on accelerators. In a
+    multi-process run only process 0 writes entries (jax's rule); every process reads them. To turn the
+    cache off, set JAX_ENABLE_COMPILATION_CACHE=false. Returns the folder used.
     """
-    cache_dir = cache_dir or os.environ.get("SMDIFF_JAX_CACHE_DIR", DEFAULT_CACHE_DIR)
-    os.makedirs(cache_dir, exist_ok=True)
+    cache_dir = (cache_dir or os.environ.get(CACHE_DIR_ENV) or jax.config.jax_compilation_cache_dir
+                 or default_cache_dir())
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -67,13 +66,34 @@ class NonFiniteStepError(FloatingPointError):
 
     def __init__(self, step: int, loss: float, grad_norm: float):
         super().__init__(f"non-finite loss ({loss}) or gradient norm ({grad_norm}) first at step {step}")
-        self.step = step
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
+
+
+# Step index -1: no non-finite step seen yet.
+_NONE_BAD = -1
+
+
+@jax.jit
+def _start_window(metrics: dict[str, jax.Array], step: jax.Array):
+    """(sums, (first bad step or -1, its loss, its grad norm)) of a window holding one step."""
+    bad = metrics["finite"] == 0
+    return metrics, (jnp.where(bad, step, _NONE_BAD), metrics["loss"], metrics["grad_norm"])
+
+
+@jax.jit
+def _add_to_window(sums: dict[str, jax.Array], first_bad, metrics: dict[str, jax.Array], step: jax.Array):
+    """The window with one more step: sums + metrics, and the first bad step kept if there was one."""
+    sums = jax.tree.map(jnp.add, sums, metrics)
+    new_bad = (metrics["finite"] == 0) & (first_bad[0] == _NONE_BAD)
+    candidate = (step, metrics["loss"], metrics["grad_norm"])
+    return sums, tuple(jnp.where(new_bad, new, old) for old, new in zip(first_bad, candidate))
 
 
 class MetricWindow:
     """Sums a train step's metrics on device between fetches, and remembers on device the first step
-    whose `finite` metric was 0 (with its loss and gradient norm), so the loop never waits for the
-    device except in `fetch`."""
+    whose `finite` metric was 0 (with its loss and gradient norm), so the loop waits for the device only
+    in `check_finite` and `fetch`. Each `add` is one jitted dispatch (a few tiny eager ops per metric
+    would cost more than a small model's step on a CPU)."""
 
     def __init__(self):
         self._sums = None
@@ -81,16 +101,19 @@ class MetricWindow:
         self._first_bad = None  # (step, loss, grad_norm) on device; step -1 = none yet
 
     def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
-        """Adds one step's metrics (dispatches device additions; does not block)."""
-        self._sums = metrics if self._sums is None else jax.tree.map(jnp.add, self._sums, metrics)
-        self._count += 1
-        bad = metrics["finite"] == 0
-        candidate = (jnp.where(bad, step, -1), metrics["loss"], metrics["grad_norm"])
-        if self._first_bad is None:
-            self._first_bad = candidate
+        """Adds one step's metrics (dispatches device work; does not block)."""
+        step = np.int32(step)
+        if self._sums is None:
+            self._sums, self._first_bad = _start_window(metrics, step)
         else:
-            seen = self._first_bad[0] >= 0
-            self._first_bad = tuple(jnp.where(seen, old, new) for old, new in zip(self._first_bad, candidate))
+            self._sums, self._first_bad = _add_to_window(self._sums, self._first_bad, metrics, step)
+        self._count += 1
+
+    def check_finite(self) -> None:
+        """Waits for the steps added so far; raises NonFiniteStepError naming the window's first
+        non-finite step (the window is kept: fetch it later)."""
+        if self._first_bad is not None:
+            self._raise_if_bad(jax.device_get(self._first_bad))
 
     def fetch(self) -> dict[str, float]:
         """Means since the last fetch (one device-to-host transfer), without `finite`; resets.
@@ -101,6 +124,11 @@ class MetricWindow:
         sums, first_bad = jax.device_get((self._sums, self._first_bad))
         count = self._count
         self._sums, self._count, self._first_bad = None, 0, None
-        if first_bad[0] >= 0:
-            raise NonFiniteStepError(int(first_bad[0]), float(first_bad[1]), float(first_bad[2]))
+        self._raise_if_bad(first_bad)
         return {name: float(value) / count for name, value in sums.items() if name != "finite"}
+
+    @staticmethod
+    def _raise_if_bad(first_bad) -> None:
+        step, loss, grad_norm = first_bad
+        if step != _NONE_BAD:
+            raise NonFiniteStepError(int(step), float(loss), float(grad_norm))
