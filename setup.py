@@ -47,6 +47,10 @@ TEST_REQUIRES = [
     "gcsfs==2026.10.1",  # etils.epath's gs:// without TensorFlow's filesystem (the emulator)
 ]
 
+BENCH_REQUIRES = [
+    "symusic==0.6.0",  # benchmarks/bench_midi_readers.py only: the C++ MIDI parser it compares against
+]
+
 setup(
     name="smdiff",
     version="0.1.0",
@@ -54,6 +58,6 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["smdiff", "smdiff.*", "tfds_builders", "tfds_builders.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "bench": BENCH_REQUIRES},
     entry_points={"console_scripts": ["smdiff=smdiff.cli:main"]},
 )

@@ -2,8 +2,8 @@
 
   python -m benchmarks.bench_midi_readers [--folders=tests/data/midi,<bench folk>,<bench scores>] [--no_append]
 
-symusic is not a dependency of smdiff (`pip install symusic==0.6.0` to run this). Each file is read by
-both; symusic's notes are converted the way note_seq converts pretty_midi's: seconds from the tempo map
+symusic is only a benchmark dependency of smdiff (the `bench` extra: `pip install -e '.[bench]'`).
+Each file is read by both; symusic's notes are converted the way note_seq converts pretty_midi's: seconds from the tempo map
 (float64), and pretty_midi's pairing rule, under which a note-off ends every open note of its pitch
 (symusic pairs note-offs first-in first-out, which differs when a pitch is struck again before it is
 released). A file agrees when its notes (program, drum flag, pitch, velocity, start and end within

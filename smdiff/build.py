@@ -27,6 +27,7 @@ from tensorflow_datasets.scripts.cli import cli_utils
 
 import tfds_builders  # noqa: F401  (registers every smdiff builder)
 from smdiff import joblog
+from smdiff.training.loop_helpers import enable_compilation_cache
 
 _parse_flags = cli_utils.make_flags_parser(tfds_build.Args, description="Build a TFDS dataset (tfds build)")
 _DATASET_INFO = "tfds.core.DatasetInfo("
@@ -66,6 +67,7 @@ class _InfoToLog(io.TextIOBase):
 
 def _build(args) -> None:
     log_path = joblog.setup(os.fspath(args.paths.data_dir), "build")
+    enable_compilation_cache()  # the latent build encodes with jax
     if log_path is None:
         args.execute()
         return

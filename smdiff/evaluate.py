@@ -36,6 +36,7 @@ from smdiff.evaluation import melody_sets, plots, scoring, table
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.registry import GENERATORS
 from smdiff.sampling import shards, store
+from smdiff.training.loop_helpers import enable_compilation_cache
 from smdiff.training.paths import run_path
 from smdiff.training.writers import create_writer
 
@@ -225,6 +226,7 @@ def main(argv: Sequence[str]) -> None:
     if not FLAGS.samples_dir or not FLAGS.output_dir:
         raise app.UsageError("--samples_dir and --output_dir are required")
     joblog.setup(FLAGS.output_dir, "evaluate")
+    enable_compilation_cache()
     train_events, _ = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
     test_events, test_keys = tfds_io.load_window_events(FLAGS.windows, "test", FLAGS.data_dir)
     latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents", "song_id", "start_chunk"])

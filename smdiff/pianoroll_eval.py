@@ -29,6 +29,7 @@ from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.evaluation import plots, scoring
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
+from smdiff.training.loop_helpers import enable_compilation_cache
 
 VARIATION_STRENGTH = 0.5
 
@@ -193,6 +194,7 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--workdir (a BinomialTask training workdir) is required")
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
     joblog.setup(output_dir, "pianoroll_eval")
+    enable_compilation_cache()
     task, params = configurables.load_trained(FLAGS.workdir, ema=True, step=FLAGS.checkpoint_step)
     statistics = tfds_io.load_metadata(tfds_io.dataset_dir(FLAGS.dataset, FLAGS.data_dir))
     pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])

@@ -26,6 +26,7 @@ from smdiff.data import tfds_io
 from smdiff.evaluation import melody_sets, plots, scoring
 from smdiff.generators.diffusion import SAMPLERS, DiffusionGenerator
 from smdiff.tasks.latent_diffusion import LatentDiffusionTask
+from smdiff.training.loop_helpers import enable_compilation_cache
 
 CURVES = tuple(scoring.METRICS.values())
 RENAMED_FLAGS = {"num_steps": "num_sampling_steps"}
@@ -87,6 +88,7 @@ def main(argv: Sequence[str]) -> None:
     if not FLAGS.prior_workdir or not FLAGS.vae_workdir or not FLAGS.output_dir:
         raise app.UsageError("--prior_workdir, --vae_workdir and --output_dir are required")
     joblog.setup(FLAGS.output_dir, "reverse_process")
+    enable_compilation_cache()
     test_latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents"])["latents"].astype(np.float32)
     train_events, _ = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
     ground_truth = melody_sets.set_overlaps(

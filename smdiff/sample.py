@@ -26,6 +26,7 @@ from smdiff.generators.baselines import SPACES
 from smdiff.generators.diffusion import SAMPLERS
 from smdiff.generators.registry import GENERATORS, BuildContext, SamplerOptions
 from smdiff.sampling import store
+from smdiff.training.loop_helpers import enable_compilation_cache
 
 RENAMED_FLAGS = {"task": "mode", "num_steps": "num_sampling_steps"}
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str]) -> None:
     if registration.needs_prior and not FLAGS.prior_workdir:
         raise app.UsageError(f"--prior_workdir is required for the {FLAGS.generator} generator")
     joblog.setup(FLAGS.output_dir, "sample")
+    enable_compilation_cache()
     scaling = LatentScaling.load(tfds_io.dataset_dir(FLAGS.latents, FLAGS.data_dir))
     test_latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents"])["latents"].astype("float32")
     prior = configurables.load_trained(FLAGS.prior_workdir) if registration.needs_prior else None

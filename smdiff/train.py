@@ -23,6 +23,7 @@ from jax.experimental import multihost_utils
 
 from smdiff import configurables, jobflags, joblog
 from smdiff.training import run_config, topology
+from smdiff.training.loop_helpers import enable_compilation_cache
 from smdiff.training.paths import run_path
 from smdiff.training.workdir import CONFIG_FILE, OPERATIVE_CONFIG_FILE
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str]) -> None:
     if not workdir:
         raise app.UsageError("--workdir is required")
     topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
+    enable_compilation_cache()
     joblog.setup(workdir, "train")
     gin.add_config_file_search_path(REPO_ROOT)
     gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings)

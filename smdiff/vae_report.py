@@ -26,6 +26,7 @@ from smdiff.data.melody import NOTE_OFF, events_to_note_sequence, note_sequence_
 from smdiff.models.melody_vae import MelodyVAE
 from smdiff.tasks.melody_vae import gaussian_kl
 from smdiff.training.input_pipeline import TfdsSource
+from smdiff.training.loop_helpers import enable_compilation_cache
 from smdiff.training.paths import run_path
 
 ACTIVE_SIGMA_THRESHOLD = 0.98
@@ -127,6 +128,7 @@ def main(argv) -> None:
         raise app.UsageError("--workdir (the melody VAE's train workdir) is required")
     output_dir = FLAGS.output_dir or str(run_path(FLAGS.workdir) / "vae_report")
     joblog.setup(output_dir, "vae_report")
+    enable_compilation_cache()
     task, params = configurables.load_trained(FLAGS.workdir, ema=FLAGS.ema, step=FLAGS.checkpoint_step)
     if not isinstance(task.model, MelodyVAE):
         raise ValueError(f"{FLAGS.workdir} holds a {type(task.model).__name__}, not a MelodyVAE")
