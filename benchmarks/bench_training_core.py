@@ -6,9 +6,10 @@
 Both sides train the same Task on real melody chunks (`melody_chunks/embedded` from --data_dir when it
 is prepared there, else chunks built from the MIDI files in tests/data/midi) through the same input
 pipeline. The bare side only dispatches the jitted, sharded step on each batch; the loop side is
-`train()` (adds the per-step NaN check, which waits for each step, metric sums and logging; no
-evaluation, one checkpoint at the end) and reports its own steps/s, which leaves out the first
-(compiling) step and the final save. A small model shows the loop's fixed cost per step most clearly.
+`train()` (adds the device prefetch of the next batch, the on-device metric sums and NaN guard, the
+progress bar and the preemption check; no evaluation, one log and one checkpoint at the end) and
+reports its own steps/s, which leaves out the first step and the final save. A small model shows the
+loop's fixed cost per step most clearly.
 """
 from __future__ import annotations
 

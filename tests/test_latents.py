@@ -70,6 +70,24 @@ def test_sharded_encoding_matches_the_model_and_z_is_seeded_by_the_chunk(windows
         encoder(events, seeds[:, 0])
 
 
+def test_streamed_encoding_is_bit_identical_to_one_batch_at_a_time(windows_by_split, vae):
+    """encode_windows encodes one batch on the devices while it prepares the next on the host: its
+    latents and names must be exactly those of encoding each batch and waiting for it (the build before
+    the overlap), in order, with a short last batch."""
+    encoder = latent_codec.WindowEncoder(*vae, seed=0)
+    windows, size = windows_by_split["train"], 48
+    streamed = list(latent_codec.encode_windows(encoder, windows, batch_size=size, skipped={}))
+    assert len(windows) % size and len(streamed) == -(-len(windows) // size)  # none dropped (see `encoded`)
+    for index, batch in enumerate(streamed):
+        part = windows[index * size:(index + 1) * size]
+        events = np.stack([w["events"] for w in part])
+        seeds = np.stack([latent_codec.chunk_seeds(w["song_id"].decode(), w["start_chunk"], w["events"]) for w in part])
+        for streamed_array, waited_array in zip((batch.mu, batch.sigma, batch.z), encoder(events, seeds)):
+            np.testing.assert_array_equal(streamed_array, waited_array)
+        np.testing.assert_array_equal(batch.chunk_seed, seeds)
+        assert batch.song_id == [w["song_id"].decode() for w in part]
+
+
 def test_a_chunk_has_one_z_in_every_window_that_holds_it(windows_by_split, encoded):
     """The released code encodes each song's chunks once: with stride 1, chunk c of a melody sits in up to k
     windows and must have the same z in all of them."""

@@ -186,12 +186,15 @@ class WindowEncoder:
 
     def __call__(self, events: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """events int32 [n, k, 32], seeds uint64 [n, k] (see `chunk_seeds`) -> host (mu, sigma, z) [n, k, z]."""
+        return jax.device_get(self.dispatch(events, seeds))
+
+    def dispatch(self, events: np.ndarray, seeds: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """As `__call__`, but returns at once with the device arrays the encoding will fill."""
         seeds = np.asarray(seeds, np.uint64)
         if seeds.shape != events.shape[:2]:
             raise ValueError(f"need one seed per chunk, [n, k] = {events.shape[:2]}; got {seeds.shape}")
         seed_words = np.stack([seeds >> np.uint64(32), seeds & np.uint64(0xFFFFFFFF)], -1).astype(np.uint32)
-        return jax.device_get(self._encode(self._params, jnp.asarray(events, jnp.int32),
-                                           jnp.asarray(seed_words, jnp.uint32)))
+        return self._encode(self._params, jnp.asarray(events, jnp.int32), jnp.asarray(seed_words, jnp.uint32))
 
 class LatentDecoder:
     """x [n, k, d] (the priors' space) -> events int32 [n, k * 32] (argmax decoding, the paper's ~T=0.001).
@@ -232,30 +235,42 @@ class EncodedWindows:
 def encode_windows(encoder: WindowEncoder, windows: Iterable[dict], batch_size: int,
                    skipped: dict[str, int]) -> Iterator[EncodedWindows]:
     """Streams `windows` (dicts with `events` [k, 32], `song_id`, `start_chunk`) through `encoder` in
-    batches of `batch_size`. A window holding an all-rest chunk has no latent: it is dropped and counted
-    in `skipped["windows_with_all_rest_chunk"]`."""
+    batches of `batch_size`, each over every device. One batch is encoded while the next is read and
+    prepared (seeds, stacking) on the host. A window holding an all-rest chunk has no latent: it is
+    dropped and counted in `skipped["windows_with_all_rest_chunk"]`."""
     skipped.setdefault("windows_with_all_rest_chunk", 0)
     pending: list[dict] = []
 
-    def flush() -> EncodedWindows:
+    def dispatch():
         events = np.stack([w["events"] for w in pending])
         song_ids = [_text(w["song_id"]) for w in pending]
         starts = np.asarray([int(w["start_chunk"]) for w in pending], np.int32)
         seeds = np.asarray([window_seed(s, t, e) for s, t, e in zip(song_ids, starts, events)], np.uint32)
         per_chunk = np.stack([chunk_seeds(s, t, e) for s, t, e in zip(song_ids, starts, events)])
-        mu, sigma, z = encoder(events, per_chunk)
         pending.clear()
+        return encoder.dispatch(events, per_chunk), (song_ids, starts, seeds, per_chunk)
+
+    def fetch(in_flight) -> EncodedWindows:
+        encoded, (song_ids, starts, seeds, per_chunk) = in_flight
+        mu, sigma, z = jax.device_get(encoded)
         return EncodedWindows(mu, sigma, z, song_ids, starts, seeds, per_chunk)
 
+    in_flight = None
     for window in windows:
         if all_rest(np.asarray(window["events"])).any():
             skipped["windows_with_all_rest_chunk"] += 1
             continue
         pending.append(window)
         if len(pending) == batch_size:
-            yield flush()
+            previous, in_flight = in_flight, dispatch()
+            if previous is not None:
+                yield fetch(previous)
     if pending:
-        yield flush()
+        previous, in_flight = in_flight, dispatch()
+        if previous is not None:
+            yield fetch(previous)
+    if in_flight is not None:
+        yield fetch(in_flight)
 
 
 def _text(value) -> str:
