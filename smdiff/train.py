@@ -48,8 +48,8 @@ def main(argv: Sequence[str]) -> None:
     workdir = FLAGS.workdir
     if not workdir:
         raise app.UsageError("--workdir is required")
-    topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
     enable_compilation_cache()
+    topology.start(workdir)  # jax.distributed from the launcher's environment; checks the device count
     joblog.setup(workdir, "train")
     gin.add_config_file_search_path(REPO_ROOT)
     gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings)

@@ -5,7 +5,7 @@ process with N*M devices (to float tolerance: the all-reduce sums in another ord
 process is killed mid-run and the run resumed, on the same or on another process count; a preemption
 notice (SIGTERM) to one process stops all of them cleanly at the same step. Before the data order was
 made topology-independent, 2 x 2 and 1 x 4 differed by up to 0.14 after 3 steps on this data. A second
-run of the same config, on 2 processes, compiles nothing (jax's persistent compilation cache).
+run of the same config compiles nothing (jax's persistent compilation cache).
 """
 import json
 import shutil
@@ -67,15 +67,15 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_step(tmp_path, d
 
 def test_a_second_run_of_the_same_config_compiles_nothing(tmp_path, data_dir, monkeypatch):
     """`smdiff train` turns on jax's persistent compilation cache at its start: the second run of the same
-    config (in another workdir) reads every program from it, on both processes (process 0 writes)."""
+    config (in another workdir) reads every program from it. (One process: on CPUs jax keys the programs
+    of a multi-process run by process, and only process 0 writes, so the others compile each time.)"""
     monkeypatch.setenv("SMDIFF_JAX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("JAX_EXPLAIN_CACHE_MISSES", "true")  # persistent-cache misses logged as warnings
     monkeypatch.setenv("JAX_LOG_COMPILES", "true")  # and hits
     for name in ("first", "second"):
-        runs.run(runs.train_flags(tmp_path / name, data_dir, 2), 2, 1, tmp_path, name)
-    compiled = (tmp_path / "first-0.log").read_text().count("PERSISTENT COMPILATION CACHE MISS")
-    assert compiled >= 1
-    for index in range(2):
-        second = (tmp_path / f"second-{index}.log").read_text()
-        assert "PERSISTENT COMPILATION CACHE MISS" not in second, second[-3000:]
-        assert second.count("Persistent compilation cache hit") >= compiled
+        runs.run(runs.train_flags(tmp_path / name, data_dir, 2), 1, 2, tmp_path, name)
+    first, second = ((tmp_path / f"{name}-0.log").read_text() for name in ("first", "second"))
+    compiled = first.count("PERSISTENT COMPILATION CACHE MISS")
+    assert compiled >= 3  # at least the state's initialisation, the train step and the metric window
+    assert not [line for line in second.splitlines() if "PERSISTENT COMPILATION CACHE MISS" in line]
+    assert second.count("Persistent compilation cache hit") == compiled

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache
 from jax.sharding import Mesh
 
 from smdiff.training import sharding
@@ -34,11 +35,15 @@ def enable_compilation_cache(cache_dir: str | None = None) -> str:
     tests); the user cache dir (`default_cache_dir`). Not the workdir: the same model's step is the same
     program in every run. Every compilation is cached (no minimum compile time or size): the small
     models' steps compile in under a second on a CPU but take seconds to minutes on accelerators. In a
-    multi-process run only process 0 writes entries (jax's rule); every process reads them. To turn the
-    cache off, set JAX_ENABLE_COMPILATION_CACHE=false. Returns the folder used.
+    multi-process run only process 0 writes entries (jax's rule). With 2 CPU processes (jax 0.10.2) the
+    other process's keys differed from process 0's, so it compiled its own programs in every run; jax
+    leaves the device assignment out of GPU keys so that processes share them. To turn the cache off,
+    set JAX_ENABLE_COMPILATION_CACHE=false. Returns the folder used.
     """
     cache_dir = (cache_dir or os.environ.get(CACHE_DIR_ENV) or jax.config.jax_compilation_cache_dir
                  or default_cache_dir())
+    if cache_dir != jax.config.jax_compilation_cache_dir:
+        compilation_cache.reset_cache()  # jax keeps the folder it first compiled with until reset
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
