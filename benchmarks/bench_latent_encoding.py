@@ -125,10 +125,8 @@ def main(argv: list[str]) -> None:
              + f" windows/s). 1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores "
              "(other jobs share this machine).")
     command = "python -m benchmarks.bench_latent_encoding " + " ".join(argv)
-    if args.no_append:
-        print("\n".join(lines + ["", notes]))
-    else:
-        report.append_section("Latent-build encoding (bench_latent_encoding)", command.strip(), lines, notes)
+    report.publish("Latent-build encoding (bench_latent_encoding)", command.strip(), lines, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":

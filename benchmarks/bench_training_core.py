@@ -114,10 +114,8 @@ def main(argv: list[str]) -> None:
              f"steps/s). 1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores (other jobs "
              f"share this machine, so rates vary between runs).")
     command = "python -m benchmarks.bench_training_core " + " ".join(argv)
-    if args.no_append:
-        print("\n".join(lines + ["", notes]))
-    else:
-        report.append_section("Training loop overhead (bench_training_core)", command.strip(), lines, notes)
+    report.publish("Training loop overhead (bench_training_core)", command.strip(), lines, notes,
+                   append=not args.no_append)
 
 
 if __name__ == "__main__":
