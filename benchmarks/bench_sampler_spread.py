@@ -7,8 +7,10 @@ train latents, per latent dim: the samples' standard deviation over the data's (
 < 1 concentrated, > 1 over-dispersed) and the distance of the means in data standard deviations, with the
 share of entries at the clip bound; (2) the denoiser itself on test latents diffused to step t: the
 regression slope of its eps estimate on the true eps (1 = removes all the noise, 0 = none) and the eps
-mean squared error. With the exact denoiser DDIM eta = 0 keeps the data's spread at 1000 steps
-(tests/test_gaussian_diffusion.py), so a spread far from 1 there is the trained denoiser's doing.
+mean squared error, beside that of the per-dim linear (Wiener) estimator for the train latents'
+variances, a * v / (a * v + 1 - a) averaged over dims: an upper bound on the Bayes error. With the
+exact denoiser DDIM eta = 0 keeps the data's spread at 1000 steps (tests/test_gaussian_diffusion.py), so
+a spread far from 1 there is the trained denoiser's doing.
 """
 from __future__ import annotations
 
@@ -58,6 +60,11 @@ def denoiser_probe(eps_fn: gaussian.EpsFn, schedule: gaussian.Schedule, x0: np.n
     return float(np.sum(eps_hat * eps) / np.sum(eps * eps)), float(np.mean(np.square(eps_hat - eps)))
 
 
+def wiener_eps_error(variances: np.ndarray, alpha_bar: float) -> float:
+    """Eps MSE of the best per-dim linear estimator for data of per-dim `variances` [d] at alpha_bar."""
+    return float(np.mean(alpha_bar * variances / (alpha_bar * variances + 1.0 - alpha_bar)))
+
+
 def main(argv):
     del argv
     args = flags.FLAGS
@@ -69,7 +76,7 @@ def main(argv):
     test = tfds_io.load_split(args.latents, "test", data_dir, ["latents"])["latents"].astype(np.float32)
     task, params = configurables.load_trained(os.path.join(args.demo_dir, "workdirs", "diffusion"))
 
-    lines = ["| sampler | steps | x0 clip | sample sd / data sd, mean over dims (range) | |mean offset| / data sd "
+    lines = ["| sampler | steps | x0 clip | sample sd / data sd, mean over dims (range) | abs. mean offset / data sd "
              "| share at +-1 |", "|---|---|---|---|---|---|"]
     for label, sampler, steps, eta, clip in SAMPLERS:
         generator = DiffusionGenerator(task, params, train.shape[1], sampler=sampler, num_sampling_steps=steps,
@@ -80,10 +87,13 @@ def main(argv):
         print(lines[-1], flush=True)
 
     eps_fn, rng = jax.jit(task.eps_fn(params)), np.random.default_rng(args.seed)
-    lines += ["", "| step t | eps_hat slope on eps | eps MSE |", "|---|---|---|"]
+    variances = train.reshape(-1, train.shape[-1]).var(0)
+    lines += ["", "| step t | eps_hat slope on eps | eps MSE | per-dim Wiener eps MSE (bound on the Bayes error) |",
+              "|---|---|---|---|"]
     for t in (int(step) for step in args.probe_steps):
         slope, mse = denoiser_probe(eps_fn, task.schedule, test, t, rng)
-        lines.append(f"| {t} | {slope:.3f} | {mse:.4f} |")
+        bound = wiener_eps_error(variances, float(task.schedule.alpha_bars[t]))
+        lines.append(f"| {t} | {slope:.3f} | {mse:.4f} | {bound:.2g} |")
     notes = (f"Diffusion prior {os.path.join(args.demo_dir, 'workdirs', 'diffusion')}, {args.num_samples} "
              f"unconditional samples per sampler (seed {args.seed}), against the {len(train)} train latents "
              f"({train.shape[1]} x {train.shape[2]}); denoiser probe on the {len(test)} test latents. 1-minute load "

@@ -11,8 +11,9 @@ and its sub-folders, e.g. `diffusion/variation_0.25/` from `smdiff sample --mode
 evaluated, whatever is missing shows as "-". The ground truth (GT) of the OA metric is the training split
 of the melody windows (up to --max_reference windows, drawn with --seed); the Train and Test rows are
 --num_real random windows of each split measured against it. Latent FD and MMD compare each generator's
-latents with the test split's latents. Every OA score carries a 90% bootstrap interval over resamples of
-its set. Variations are also scored by their similarity to the test window they vary.
+latents with the test split's latents. Every OA score carries a 90% bootstrap interval over resamples
+of its set (whole tunes for the Train and Test rows, whose windows overlap). Variations are also
+scored by their similarity to the test window they vary.
 
 Writes to --output_dir: table1.md and table1.json (the table under the paper's 'pooled' reading, then the
 continuation and variation tables when there are such samples; every other figure in the JSON),
@@ -48,7 +49,8 @@ SET_MODES = TABLE_MODES + ("continuation",)  # the modes scored as sets against 
 def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray, output_dir: str,
              test_latents: np.ndarray | None = None, known_events: np.ndarray | None = None,
              num_real: int = 1000, max_reference: int | None = None, seed: int = 0,
-             wandb_project: str | None = None) -> dict:
+             wandb_project: str | None = None, train_tunes: np.ndarray | None = None,
+             test_tunes: np.ndarray | None = None) -> dict:
     """Computes and writes everything; returns the JSON-able results.
 
     Args:
@@ -59,16 +61,19 @@ def evaluate(samples_dir: str, train_events: np.ndarray, test_events: np.ndarray
       known_events: [m'', steps] the real melody of each test latent window (the figures' "real" row).
       num_real: windows of each split in the Train and Test rows.
       wandb_project: also log the table and figures to this W&B project.
+      train_tunes, test_tunes: [m], [m'] each window's tune (song id): the Train and Test rows' intervals
+        then resample whole tunes (a tune's windows overlap, so they are not independent draws).
     """
     rng = np.random.default_rng(seed)
     ground_truth = melody_sets.set_overlaps(melody_sets.reference_windows(train_events, max_reference, rng))
 
-    def real_rows(events):
-        chosen = events[rng.choice(len(events), min(num_real, len(events)), replace=False)]
-        report = scoring.score(chosen, ground_truth)
+    def real_rows(events, tunes):
+        chosen = rng.choice(len(events), min(num_real, len(events)), replace=False)
+        report = melody_sets.report(melody_sets.set_overlaps(events[chosen]), ground_truth,
+                                    groups=None if tunes is None else np.asarray(tunes)[chosen])
         return {mode: report for mode in SET_MODES}  # real data is the same for every mode
 
-    results = {"Train": real_rows(train_events), "Test": real_rows(test_events)}
+    results = {"Train": real_rows(train_events, train_tunes), "Test": real_rows(test_events, test_tunes)}
     samples, specs = {}, {}
     for generator, row in ROW_NAMES.items():
         for mode in SET_MODES:
@@ -227,11 +232,13 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--samples_dir and --output_dir are required")
     joblog.setup(FLAGS.output_dir, "evaluate")
     enable_compilation_cache()
-    train_events, _ = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
+    train_events, train_keys = tfds_io.load_window_events(FLAGS.windows, "train", FLAGS.data_dir)
     test_events, test_keys = tfds_io.load_window_events(FLAGS.windows, "test", FLAGS.data_dir)
     latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents", "song_id", "start_chunk"])
     test_latents, latent_keys = latents["latents"].astype(np.float32), tfds_io.window_keys(latents)
     events_by_key = dict(zip(test_keys, test_events))  # a song's doubled melodies share a key: any one will do
     known_events = np.stack([events_by_key[key] for key in latent_keys])
     evaluate(FLAGS.samples_dir, train_events, test_events, FLAGS.output_dir, test_latents, known_events,
-             FLAGS.num_real, FLAGS.max_reference, FLAGS.seed, FLAGS.wandb_project)
+             FLAGS.num_real, FLAGS.max_reference, FLAGS.seed, FLAGS.wandb_project,
+             train_tunes=np.array([song for song, _ in train_keys]),
+             test_tunes=np.array([song for song, _ in test_keys]))

@@ -5,7 +5,7 @@ import pytest
 
 from smdiff.data import melody
 from smdiff.evaluation import melody_sets, overlap
-from smdiff.evaluation.pianoroll_metrics import bootstrap_draws
+from smdiff.evaluation.pianoroll_metrics import bootstrap_draws, grouped_bootstrap_draws
 import real_latents
 
 
@@ -57,10 +57,16 @@ def test_frame_pairs_with_an_empty_frame_are_counted(varied_set):
 
 
 @pytest.fixture(scope="module")
-def corpus_events():
-    """Events [m, 128] of real 8-bar folk-tune windows: the first 30 tunes ('train') and the next 30."""
-    windows = real_latents.corpus_windows(num_tunes=60, num_train_tunes=30)
-    return {split: np.stack([w["events"].reshape(-1) for w in split_windows]) for split, split_windows in windows.items()}
+def corpus_split_windows():
+    """Real 8-bar folk-tune windows (stride one chunk): the first 30 tunes ('train') and the next 30."""
+    return real_latents.corpus_windows(num_tunes=60, num_train_tunes=30)
+
+
+@pytest.fixture(scope="module")
+def corpus_events(corpus_split_windows):
+    """Events [m, 128] of the real windows by split."""
+    return {split: np.stack([w["events"].reshape(-1) for w in split_windows])
+            for split, split_windows in corpus_split_windows.items()}
 
 
 def test_bootstrap_intervals_hold_the_scores_narrow_with_more_melodies_and_tell_sets_apart(corpus_events):
@@ -125,3 +131,38 @@ def test_similarity_to_the_source_orders_copies_half_edits_and_unrelated_windows
         assert half_low <= scores["half"][feature]["mean"] <= half_high
     with pytest.raises(ValueError, match="source"):
         melody_sets.source_similarity(sources[:3], sources[:4])
+
+
+def test_grouped_draws_take_whole_tunes_and_are_the_plain_draws_for_one_window_per_tune():
+    tunes = np.array([b"b", b"a", b"b", b"c", b"a", b"b"])
+    draws = grouped_bootstrap_draws(tunes, 200, 5)  # [200, 6]
+    for tune in np.unique(tunes):
+        columns = draws[:, tunes == tune]
+        assert np.all(columns == columns[:, :1]), tune  # a tune's windows are drawn together
+    # Each resample draws 3 tunes with replacement.
+    per_tune = np.stack([draws[:, np.flatnonzero(tunes == tune)[0]] for tune in np.unique(tunes)], axis=1)
+    assert np.all(per_tune.sum(1) == 3)
+    np.testing.assert_array_equal(grouped_bootstrap_draws(np.arange(7), 50, 2), bootstrap_draws(7, 50, 2))
+
+
+def test_resampling_tunes_widens_the_intervals_of_overlapping_windows(corpus_split_windows, corpus_events):
+    """The overlapping windows of one tune share frames, so a window bootstrap treats correlated windows as
+    independent: resampling whole tunes must give wider intervals, and the same ones when each tune has
+    one window."""
+    ground_truth = melody_sets.set_overlaps(corpus_events["train"])
+    held = corpus_events["validation"]
+    tunes = np.array([w["song_id"] for w in corpus_split_windows["validation"]])
+    assert len(np.unique(tunes)) < len(held) / 3  # several overlapping windows per tune
+    samples = melody_sets.set_overlaps(held)
+    by_window = melody_sets.report(samples, ground_truth)
+    by_tune = melody_sets.report(samples, ground_truth, groups=tunes)
+    assert by_tune["table"] == by_window["table"]  # only the intervals change
+    for feature in melody_sets.FEATURES:
+        widths = [np.subtract(*result["interval_pooled"][feature]["mean_oa"][::-1]) for result in (by_window, by_tune)]
+        assert widths[1] > 1.3 * widths[0], (feature, widths)
+    one_per_tune = melody_sets.report(samples, ground_truth, groups=np.arange(len(held)))
+    for feature in melody_sets.FEATURES:  # the same draws (sums in another order: equal to rounding)
+        for name, interval in by_window["interval_pooled"][feature].items():
+            np.testing.assert_allclose(one_per_tune["interval_pooled"][feature][name], interval, rtol=1e-12)
+    with pytest.raises(ValueError, match="groups"):
+        melody_sets.report(samples, ground_truth, groups=tunes[:-1])

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from smdiff.evaluation import note_stats, overlap
-from smdiff.evaluation.pianoroll_metrics import bootstrap_draws, central_interval
+from smdiff.evaluation.pianoroll_metrics import bootstrap_draws, central_interval, grouped_bootstrap_draws
 from smdiff.evaluation.notes import events_to_notes
 
 READINGS = ("pooled", "per_sequence")
@@ -85,17 +85,25 @@ def intervals(samples: SetOverlaps, ground_truth: SetOverlaps, reading: str, dra
 
 
 def report(samples: SetOverlaps, ground_truth: SetOverlaps, num_resamples: int = 1000, seed: int = 0,
-           confidence: float = CONFIDENCE) -> dict:
+           confidence: float = CONFIDENCE, groups: np.ndarray | None = None) -> dict:
     """Everything Table 1 and its supplement need for one setting, under both readings, with each score's
-    `confidence` bootstrap interval over `num_resamples` resamples of the set's melodies ('interval_<reading>')."""
-    draws = bootstrap_draws(len(samples.per_melody[FEATURES[0]]), num_resamples, seed)
+    `confidence` bootstrap interval over `num_resamples` resamples of the set's melodies ('interval_<reading>').
+
+    groups [n]: for real windows, each one's tune (song id); the resamples then draw whole tunes, since the
+    overlapping windows of one tune are not independent draws. None (generated sets): each melody alone."""
+    count = len(samples.per_melody[FEATURES[0]])
+    if groups is not None and len(groups) != count:
+        raise ValueError(f"groups must label each of the {count} melodies, got {len(groups)}")
+    draws = (bootstrap_draws(count, num_resamples, seed) if groups is None
+             else grouped_bootstrap_draws(groups, num_resamples, seed))
     return {
         "table": relative_to(samples, ground_truth, TABLE_READING),
         **{f"relative_{reading}": relative_to(samples, ground_truth, reading) for reading in READINGS},
         **{f"absolute_{reading}": samples.statistics(reading) for reading in READINGS},
         **{f"interval_{reading}": intervals(samples, ground_truth, reading, draws, confidence)
            for reading in READINGS},
-        "bootstrap": {"num_resamples": num_resamples, "confidence": confidence, "seed": seed},
+        "bootstrap": {"num_resamples": num_resamples, "confidence": confidence, "seed": seed,
+                      "resampled": "melodies" if groups is None else f"{len(np.unique(groups))} groups"},
         "note_statistics": samples.note_statistics,
         "frame_pairs": samples.frame_pairs,
     }

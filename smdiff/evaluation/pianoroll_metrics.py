@@ -105,6 +105,14 @@ def bootstrap_draws(n: int, num_resamples: int = 1000, seed: int = 0) -> np.ndar
     return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(num_resamples)])
 
 
+def grouped_bootstrap_draws(groups: np.ndarray, num_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """int [R, n]: `bootstrap_draws` over whole groups (e.g. the tunes overlapping windows come from), each
+    item counted as often as its group is drawn. groups [n]: any labels; with one item per group and the
+    labels ascending, the draws are `bootstrap_draws(n)`'s."""
+    _, group_of_item = np.unique(np.asarray(groups), return_inverse=True)
+    return bootstrap_draws(int(group_of_item.max()) + 1, num_resamples, seed)[:, group_of_item.ravel()]
+
+
 def central_interval(values: np.ndarray, confidence: float = 0.9) -> tuple[float, float]:
     """(low, high): the central `confidence` percentile interval of resampled values [R] (NaNs ignored)."""
     tail = 100 * (1 - confidence) / 2
