@@ -42,16 +42,6 @@ def split_segments(pieces, split: str, config: SegmentConfig, pitch_range) -> li
             for _, example in piece_segments(piece, split, pitch_range, config, skips)]
 
 
-def other_segment(index: int, pieces: list[str], keys: list[Key]) -> int:
-    """The first segment from half the split onwards (cyclically) of another piece in the same mode."""
-    n = len(pieces)
-    for offset in range(n // 2, n // 2 + n):
-        other = (index + offset) % n
-        if pieces[other] != pieces[index] and keys[other].mode == keys[index].mode:
-            return other
-    raise ValueError(f"no other piece in {keys[index].mode} in the split")
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_resamples", type=int, default=1000)
@@ -77,10 +67,8 @@ def main(argv: list[str]) -> None:
     bach = [harmony.voices_from_tracks(t, lowest) for t in tracks]
     systems = {
         "bach": bach,
-        "transposed_other_bach": [harmony.voices_from_tracks(baselines.transposed_other_harmony(
-            tracks[i], keys[i], tracks[j], keys[j], lowest), lowest)
-            for i, j in ((i, other_segment(i, names, keys)) for i in range(len(test)))],
-        "rule": [harmony.voices_from_tracks(baselines.rule_harmonization(s, spb, lowest), lowest) for s in soprano],
+        **{name: [harmony.voices_from_tracks(t, lowest) for t in system_tracks] for name, system_tracks in
+           baselines.harmonization_baselines(tracks, keys, names, spb, lowest).items()},
         "melody_only": [np.concatenate([v[:1], np.full_like(v[1:], -1)]) for v in bach],
         "bernoulli": [harmony.harmonization_voices(np.maximum(s, n), s, lowest)[0] for s, n in zip(soprano, noise)],
     }

@@ -5,10 +5,12 @@
 
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
 of the middle half, continuation of the first half, and variation. Systems: the model, independent
-Bernoulli noise at the data's density in the generated cells, the given melody alone (harmonization), and
-the real test segments (a calibration row). Writes `metrics.json`, `metrics.md`, `bootstrap.json` (90%
-intervals of the OA scores over resampled segments, and how often each system beats Bernoulli on the same
-resamples), every task's rolls (`rolls/<task>.npz`, one bool array [n, T, P] per system), MIDI files of
+Bernoulli noise at the data's density in the generated cells, the real test segments (a calibration row),
+and for harmonization the given melody alone, the diatonic-triad rule baseline and another chorale's lower
+voices transposed to the segment's key (`pianoroll_baselines`), with the harmony metrics
+(`scoring.score_harmony`: `harmony_*` keys). Writes `metrics.json`, `metrics.md`, `bootstrap.json` (90%
+intervals of the OA and harmony scores over resampled segments, and how often each system beats Bernoulli on
+the same resamples), every task's rolls (`rolls/<task>.npz`, one bool array [n, T, P] per system), MIDI files of
 the first rolls and one piano-roll figure per task.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from smdiff.data.keys import MODES, Key
 from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.evaluation import plots, scoring
+from smdiff.generators import pianoroll_baselines
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 from smdiff.training.loop_helpers import enable_compilation_cache
 
@@ -36,8 +39,8 @@ VARIATION_STRENGTH = 0.5
 
 def load_segments(name: str, data_dir: str | None, split: str, original_key_only: bool = False,
                   limit: int | None = None) -> dict[str, np.ndarray]:
-    """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode [n]."""
-    return tfds_io.load_split(name, split, data_dir, ("roll", "tracks", "key_tonic", "key_mode"), limit=limit,
+    """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode/piece [n]."""
+    return tfds_io.load_split(name, split, data_dir, ("roll", "tracks", "key_tonic", "key_mode", "piece"), limit=limit,
                               where=(lambda example: example["transpose"] == 0) if original_key_only else None)
 
 
@@ -63,6 +66,9 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
         return np.where(given, known, metrics.bernoulli_rolls(noise, known.shape, density))
 
     soprano = test["tracks"][:, 0].astype(np.float32)
+    # Harmonizations with exact voices (harmony metrics): Bach's and the training-free rule / transposed-Bach rows.
+    voiced = {"test_data": test["tracks"], **pianoroll_baselines.harmonization_baselines(
+        test["tracks"], keys, test["piece"], steps_per_quarter, lowest)}
     harmony_given = melody_mask(soprano)
     middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
     prefix = np.arange(num_steps) < num_steps // 2
@@ -76,7 +82,8 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
         "unconditional": (nothing_given, None, lambda: generator.sample(rngs[0], n), lambda: {
             "bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)}),
         "harmonization": (harmony_given, keys, lambda: generator.harmonize(rngs[1], soprano), lambda: {
-            "bernoulli": with_noise(soprano, harmony_given), "melody_only": soprano}),
+            "bernoulli": with_noise(soprano, harmony_given), "melody_only": soprano,
+            **{system: tracks.max(axis=1).astype(np.float32) for system, tracks in voiced.items() if system != "test_data"}}),
         "infilling": (infill_given, keys, lambda: generator.infill(rngs[2], rolls, middle), lambda: {
             "bernoulli": with_noise(rolls, infill_given)}),
         "continuation": (prefix_given, keys, lambda: generator.infill(rngs[3], rolls, prefix), lambda: {
@@ -95,6 +102,12 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
         results[task] = scoring.score_rolls(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
         uncertainty[task] = metrics.bootstrap_summary(
             metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))
+        if task == "harmonization":
+            values, intervals = scoring.score_harmony(outputs, voiced, soprano, steps_per_quarter, lowest,
+                                                      num_resamples, seed)
+            for system in values:
+                results[task][system].update(values[system])
+                uncertainty[task][system].update(intervals[system])
         if task == "variation":  # how much of the source piece a variation keeps
             results[task]["model"].update({f"kept_{k}": v for k, v in metrics.note_precision_recall_f1(
                 outputs["model"], rolls, lowest).items()})
@@ -122,7 +135,7 @@ def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: n
                       gap_steps=gap, title=f"{task} (first test segment)")
 
 
-LOWER_IS_BETTER = ("pitch_class_distance", "out_of_key_rate")
+LOWER_IS_BETTER = scoring.LOWER_IS_BETTER
 CALIBRATION_SYSTEM = "test_data"
 NOT_SCORES = ("density",)
 

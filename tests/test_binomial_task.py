@@ -40,7 +40,7 @@ def four_bar_segments():
     config = SegmentConfig(segment_quarters=16, stride_quarters=8)
     examples = [example for piece in pieces
                 for _, example in piece_segments(piece, "test", pitch_range, config, collections.Counter())]
-    fields = ("roll", "tracks", "key_tonic", "key_mode")
+    fields = ("roll", "tracks", "key_tonic", "key_mode", "piece")
     return {field: np.stack([example[field] for example in examples]) for field in fields}, pitch_range
 
 
@@ -93,7 +93,9 @@ def test_melody_mask_fixes_the_melody_and_everything_above_it():
 def test_evaluation_scores_every_task_with_intervals_and_writes_the_rolls(trained, four_bar_segments, tmp_path):
     task, result = trained
     segments, pitch_range = four_bar_segments
-    test = {field: values[:6] for field, values in segments.items()}
+    # Two segments of each chorale, so that the transposed-Bach row can borrow another piece's voices in each mode.
+    first_of_piece = [np.flatnonzero(segments["piece"] == piece)[:2] for piece in dict.fromkeys(segments["piece"])]
+    test = {field: values[np.concatenate(first_of_piece)] for field, values in segments.items()}
     generator = PianorollGenerator(task, result.state.params, test["roll"].shape[1:], num_sampling_steps=5)
     results, uncertainty = pianoroll_eval.evaluate(
         generator, test, segments["roll"].astype(np.float32), density=0.07, pitch_range=pitch_range,
@@ -102,11 +104,24 @@ def test_evaluation_scores_every_task_with_intervals_and_writes_the_rolls(traine
     tasks = ("unconditional", "harmonization", "infilling", "continuation", "variation")
     assert tuple(results) == tuple(uncertainty) == tasks
     assert set(results["infilling"]) == {"model", "bernoulli", "test_data"}
-    assert "melody_only" in results["harmonization"]
+    assert set(results["harmonization"]) == {"model", "bernoulli", "melody_only", "rule", "transposed_other_bach",
+                                             "test_data"}
     for task_name in tasks:
         for system, intervals in uncertainty[task_name].items():
-            assert set(intervals) == {k for k in results[task_name][system] if "/" in k}, (task_name, system)
-            assert all(0.0 <= entry["low"] <= entry["high"] <= 1.0 for entry in intervals.values())
+            assert set(intervals) == {k for k in results[task_name][system] if "/" in k or k.startswith("harmony_")}, (
+                task_name, system)
+            assert all(entry["low"] <= entry["high"] for entry in intervals.values())
+            assert all(0.0 <= entry["low"] and entry["high"] <= 1.0 for k, entry in intervals.items() if "/" in k)
+    # Harmony metrics with intervals on every harmonization row; Bach is the reference, crossing only where the
+    # voices are exact (Bach, the rule, the transposed voices), not read off a single-channel roll by pitch order.
+    harmonization = results["harmonization"]
+    assert harmonization["test_data"]["harmony_note_f1"] == 1.0
+    assert harmonization["test_data"]["harmony_pitch_class_distance"] == 0.0
+    assert harmonization["rule"]["harmony_crossing"] == 0.0  # close position under the melody
+    assert "harmony_crossing" not in harmonization["model"] and "harmony_crossing" in harmonization["test_data"]
+    assert 0.0 <= harmonization["model"]["harmony_out_of_key"] <= 1.0
+    interval = uncertainty["harmonization"]["model"]["harmony_out_of_key"]
+    assert interval["low"] <= harmonization["model"]["harmony_out_of_key"] <= interval["high"]
     # The saved rolls are the scored ones: the middle half of the infilled rolls is new, the rest is given.
     saved = np.load(tmp_path / "rolls" / "infilling.npz")
     infilled, original = saved["model"], saved["test_data"]

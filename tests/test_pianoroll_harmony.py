@@ -9,7 +9,7 @@ from smdiff.data import chorales
 from smdiff.data.keys import Key
 from smdiff.data.pianoroll import PitchRange, notes_to_roll
 from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments
-from smdiff.evaluation import harmony
+from smdiff.evaluation import harmony, scoring
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines as baselines
 
@@ -149,6 +149,24 @@ def test_transposed_other_harmony_moves_to_the_key_and_keeps_the_melody(chorale_
     sounding = original[1:] >= 0
     assert (result[1:][sounding] == original[1:][sounding] + 2).all()
 
+    # Across modes the other voices come from the relative key: C major's lower voices under an A-minor soprano
+    # stay where they are, under a B-minor one they move up 2.
+    for key, shift in ((Key(9, "minor"), 0), (Key(11, "minor"), 2)):
+        moved = harmony.voices_from_tracks(
+            baselines.transposed_other_harmony(tracks[0], key, tracks[-1], Key(0, "major"), lowest), lowest)
+        assert (moved[1:][sounding] == original[1:][sounding] + shift).all()
+
+
+def test_other_segment_prefers_another_piece_in_the_same_mode():
+    pieces = ["a", "a", "b", "c", "d"]
+    keys = [Key(0, "major"), Key(0, "major"), Key(9, "minor"), Key(7, "major"), Key(2, "minor")]
+    assert baselines.other_segment(0, pieces, keys) == 3  # from half the set on: not "a", not minor
+    assert baselines.other_segment(2, pieces, keys) == 4
+    # The only minor-mode piece of its set borrows from the other mode; a set of one piece has nothing to lend.
+    assert baselines.other_segment(2, pieces[:4], keys[:4]) == 0
+    with pytest.raises(ValueError, match="all of one piece"):
+        baselines.other_segment(0, ["a", "a"], keys[:2])
+
 
 def test_harmonization_voices_keep_the_melody_on_top():
     pitch_range = PitchRange(40, 40)
@@ -157,3 +175,34 @@ def test_harmonization_voices_keep_the_melody_on_top():
     voices, dropped = harmony.harmonization_voices(np.maximum(roll, melody), melody, 40)
     # Above the melody nothing counts; where it rests (step 2) every cell is a lower voice, highest first.
     assert voices.tolist() == [[72, 72, -1], [65, 65, 76], [60, -1, 65], [-1, -1, 50]] and dropped == 0
+
+
+def test_score_harmony_ranks_bach_above_noise_with_paired_intervals(chorale_segments):
+    tracks, lowest = chorale_segments
+    soprano = tracks[:, 0]
+    noise = metrics.bernoulli_rolls(np.random.default_rng(0), soprano.shape, 0.07)
+    outputs = {"bach_one_channel": tracks.max(axis=1), "bernoulli": np.maximum(soprano, noise), "melody_only": soprano}
+    voice_separated = {"test_data": tracks, "rule": np.stack([baselines.rule_harmonization(s, 4, lowest)
+                                                              for s in soprano])}
+    values, intervals = scoring.score_harmony(outputs, voice_separated, soprano, 4, lowest, num_resamples=200)
+
+    assert set(values) == set(intervals) == set(outputs) | set(voice_separated)
+    assert values["test_data"]["harmony_note_f1"] == 1.0 and values["test_data"]["harmony_pitch_class_distance"] == 0.0
+    # Bach's own notes read back by pitch order from one channel: nearly Bach (voice exchanges split a few notes).
+    assert values["bach_one_channel"]["harmony_note_f1"] > 0.9
+    assert values["bach_one_channel"]["harmony_pitch_class_distance"] < 0.05
+    # Crossing only where the voices are exact; the melody alone has no generated note to be out of key.
+    assert "harmony_crossing" not in values["bernoulli"] and "harmony_crossing" in values["rule"]
+    assert np.isnan(values["melody_only"]["harmony_out_of_key"])
+    assert np.isnan(intervals["melody_only"]["harmony_out_of_key"]["low"])
+    for system, scores in values.items():
+        for name, value in scores.items():
+            if not np.isnan(value):
+                assert intervals[system][name]["low"] <= value <= intervals[system][name]["high"], (system, name)
+    # "beats" follows each metric's direction: Bach is more in key (lower) and more consonant (higher) than noise
+    # in (nearly) every paired resample.
+    assert intervals["test_data"]["harmony_out_of_key"]["beats_bernoulli"] > 0.95
+    assert intervals["test_data"]["harmony_consonance"]["beats_bernoulli"] > 0.95
+    assert "beats_bernoulli" not in intervals["test_data"]["harmony_crossing"]  # noise has no crossing score
+    assert set(scoring.LOWER_IS_BETTER) >= {"harmony_out_of_key", "harmony_parallel_fifths", "out_of_key_rate"}
+    assert "harmony_consonance" not in scoring.LOWER_IS_BETTER

@@ -39,6 +39,7 @@ PERFECT_FOURTH = 5
 VOICE_RANGES = ((60, 79), (55, 74), (48, 67), (40, 60))
 METRICS = ("out_of_key", "consonance", "parallel_fifths", "parallel_octaves", "crossing", "out_of_range",
            "pitch_class_distance", "note_f1")
+HIGHER_IS_BETTER = ("consonance", "note_f1")  # every other metric: lower is better
 
 
 def voices_from_tracks(tracks: np.ndarray, lowest_pitch: int) -> np.ndarray:

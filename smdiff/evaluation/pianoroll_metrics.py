@@ -16,7 +16,7 @@ Baselines: independent Bernoulli noise at the data's density of ones, and the gi
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -114,9 +114,13 @@ def grouped_bootstrap_draws(groups: np.ndarray, num_resamples: int = 1000, seed:
 
 
 def central_interval(values: np.ndarray, confidence: float = 0.9) -> tuple[float, float]:
-    """(low, high): the central `confidence` percentile interval of resampled values [R] (NaNs ignored)."""
+    """(low, high): the central `confidence` percentile interval of resampled values [R] (NaNs ignored: a resample
+    with nothing to score; NaN, NaN when every one is)."""
     tail = 100 * (1 - confidence) / 2
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    scored = np.asarray(values)[~np.isnan(values)]
+    if not len(scored):
+        return float("nan"), float("nan")
+    low, high = np.percentile(scored, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -136,11 +140,13 @@ def oa_bootstrap(system_overlaps: dict[str, tuple[list, list]], train_overlaps: 
 
 
 def bootstrap_summary(resampled: dict[str, dict[str, np.ndarray]], baseline: str = "bernoulli",
-                      confidence: float = 0.9) -> dict[str, dict[str, dict[str, float]]]:
+                      confidence: float = 0.9, lower_is_better: Collection[str] = ()
+                      ) -> dict[str, dict[str, dict[str, float]]]:
     """{system: {score: {low, high[, beats_<baseline>]}}} from `oa_bootstrap`'s resamples.
 
     low/high: the central `confidence` interval; beats_<baseline>: the fraction of resamples in which the
-    system scores higher than the baseline on the same segments (every OA score is higher-is-better).
+    system scores better than the baseline on the same segments: higher (every OA score), or lower for the
+    scores named in `lower_is_better`. A resample where either is NaN (nothing to score) is no win.
     """
     summary = {}
     for system, scores in resampled.items():
@@ -148,8 +154,9 @@ def bootstrap_summary(resampled: dict[str, dict[str, np.ndarray]], baseline: str
         for name, values in scores.items():
             low, high = central_interval(values, confidence)
             entry = {"low": low, "high": high}
-            if baseline in resampled and system != baseline:
-                entry[f"beats_{baseline}"] = float(np.mean(values > resampled[baseline][name]))
+            if baseline in resampled and system != baseline and name in resampled[baseline]:
+                other = resampled[baseline][name]
+                entry[f"beats_{baseline}"] = float(np.mean(values < other if name in lower_is_better else values > other))
             summary[system][name] = entry
     return summary
 

@@ -1,6 +1,7 @@
 """The scoring path of every evaluation job. Sets of melodies (`score`): Table 1's OA scores (both
 readings) and the latent FD/MMD, with every headline metric named once here for the tables, the logs and
-the reverse-process curves. Piano rolls (`score_rolls`): the piano-roll evaluation's metrics per system.
+the reverse-process curves. Piano rolls (`score_rolls`): the piano-roll evaluation's metrics per system;
+harmonizations of a given melody also `score_harmony` (the harmony metrics of `harmony`, with intervals).
 
 A set is events int [n, steps] (decoded samples or real windows) and, optionally, its scaled latents
 [n, k, d]; the ground truth of the OA metric is the training set's `melody_sets.SetOverlaps`, the latent
@@ -14,7 +15,7 @@ import numpy as np
 
 from smdiff.data.keys import Key, estimate_key
 from smdiff.data.pianoroll import roll_to_notes
-from smdiff.evaluation import latent_metrics, melody_sets
+from smdiff.evaluation import harmony, latent_metrics, melody_sets
 from smdiff.evaluation import pianoroll_metrics as metrics
 
 # Headline metric key (logs, JSON) -> its label (figures, reverse_process.json).
@@ -23,6 +24,10 @@ METRICS = {
     "latent_fd": "latent FD", "latent_mmd": "latent MMD",
 }
 LATENT_METRICS = ("latent_fd", "latent_mmd")
+HARMONY_PREFIX = "harmony_"  # the harmony metrics' keys in a piano-roll report: harmony_<harmony.METRICS>
+# Piano-roll scores where lower is better (every other score: higher).
+LOWER_IS_BETTER = ("pitch_class_distance", "out_of_key_rate") + tuple(
+    HARMONY_PREFIX + metric for metric in harmony.METRICS if metric not in harmony.HIGHER_IS_BETTER)
 
 
 def score(events: np.ndarray, ground_truth: melody_sets.SetOverlaps, latents: np.ndarray | None = None,
@@ -79,3 +84,37 @@ def score_rolls(outputs: dict[str, np.ndarray], system_overlaps: dict[str, tuple
         scores["density"] = float(rolls.mean())
         results[system] = scores
     return results
+
+
+def score_harmony(outputs: dict[str, np.ndarray], voice_separated: dict[str, np.ndarray], melody: np.ndarray,
+                  steps_per_beat: int, lowest_pitch: int, num_resamples: int = 1000, seed: int = 0,
+                  baseline: str = "bernoulli") -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict]]]:
+    """The harmony metrics of each system's harmonizations of the melodies melody [n, T, P], with their 90%
+    interval over `num_resamples` bootstrap resamples of the segments, paired across systems (shared draws).
+
+    outputs: single-channel rolls [n, T, P] per system, separated into voices by pitch order under the melody
+    (`harmony.harmonization_voices`); voice_separated: voice-separated rolls [n, V, T, P] per system, whose
+    voices are exact; it must hold 'test_data' (the reference). A system in both is read from its voices.
+    Crossing is measured on voice-separated systems only (pitch order cannot cross). Returns
+    ({system: {harmony_<metric>: value}}, {system: {harmony_<metric>: {low, high, beats_<baseline>}}}).
+    """
+    if "test_data" not in voice_separated:
+        raise ValueError("voice_separated must hold the reference, 'test_data'")
+    voices = {system: [harmony.harmonization_voices(roll, line, lowest_pitch)[0] for roll, line in zip(rolls, melody,
+                                                                                                        strict=True)]
+              for system, rolls in outputs.items() if system not in voice_separated}
+    voices |= {system: [harmony.voices_from_tracks(segment, lowest_pitch) for segment in tracks]
+               for system, tracks in voice_separated.items()}
+    counts = {}
+    for system, system_voices in voices.items():
+        counts[system] = harmony.score_segments(system_voices, voices["test_data"], steps_per_beat)
+        if system not in voice_separated:
+            del counts[system]["crossing"]
+    draws = metrics.bootstrap_draws(len(melody), num_resamples, seed)
+    lower = [m for m in harmony.METRICS if m not in harmony.HIGHER_IS_BETTER]
+    summary = metrics.bootstrap_summary(harmony.ratio_bootstrap(counts, draws), baseline, lower_is_better=lower)
+    values = {system: {HARMONY_PREFIX + m: harmony.ratio(*pair) for m, pair in system_counts.items()}
+              for system, system_counts in counts.items()}
+    intervals = {system: {HARMONY_PREFIX + m: entry for m, entry in entries.items()}
+                 for system, entries in summary.items()}
+    return values, intervals

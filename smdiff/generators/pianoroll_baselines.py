@@ -8,6 +8,8 @@ Both return voice-separated rolls [4, T, P] (soprano = the given melody, alto, t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from smdiff.data.keys import Key
@@ -18,6 +20,7 @@ _HARMONIC_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)  # raised 7th: a major V and a le
 # Scale degrees (0 = I) in order of preference: the primary triads I, IV, V first.
 _DEGREE_PREFERENCE = (0, 3, 4, 5, 1, 2, 6)
 BASS_LOWEST, BASS_HIGHEST = 40, 60  # E2-C4
+RELATIVE_MINOR_SHIFT = 9  # semitones from a major tonic up to its relative minor's (C major -> A minor)
 
 
 def diatonic_triads(key: Key) -> list[tuple[int, int, int]]:
@@ -85,12 +88,42 @@ def transposed_other_harmony(melody_tracks: np.ndarray, key: Key, other_tracks: 
     """This segment's soprano over another segment's lower voices, transposed from `other_key` to `key`.
 
     melody_tracks, other_tracks: voice-separated rolls [V, T, P] (voice 0 the soprano); the lower voices move by
-    the tonic difference taken in [-6, 5] semitones (modes are the caller's choice). Returns uint8 [V, T, P];
-    notes moved outside the pitch range are dropped.
+    the tonic difference taken in [-6, 5] semitones, from `other_key`'s relative key when the modes differ (its
+    scale is then this key's natural scale). Returns uint8 [V, T, P]; notes moved outside the pitch range are
+    dropped.
     """
     num_pitches = melody_tracks.shape[-1]
     voices = voices_from_tracks(melody_tracks, lowest_pitch)
     other = voices_from_tracks(other_tracks, lowest_pitch)
-    shift = (key.tonic - other_key.tonic + 6) % 12 - 6
+    other_tonic = other_key.tonic if other_key.mode == key.mode else other_key.tonic + RELATIVE_MINOR_SHIFT * (
+        1 if key.mode == "minor" else -1)
+    shift = (key.tonic - other_tonic + 6) % 12 - 6
     lower = np.where(other[1:] >= 0, other[1:] + shift, -1)
     return voices_to_tracks(np.concatenate([voices[:1], lower]), num_pitches, lowest_pitch)
+
+
+def other_segment(index: int, pieces: Sequence[str], keys: Sequence[Key]) -> int:
+    """The segment whose lower voices `transposed_other_harmony` lends to segment `index`: the first one from half
+    the set onwards (cyclically) of another piece in the same mode, or of another piece in the other mode when
+    no other piece is in this one."""
+    n = len(pieces)
+    others = [(index + offset) % n for offset in range(n // 2, n // 2 + n)]
+    others = [other for other in others if pieces[other] != pieces[index]]
+    if not others:
+        raise ValueError(f"the {n} segments are all of one piece, {pieces[index]!r}: no other harmony to borrow")
+    same_mode = [other for other in others if keys[other].mode == keys[index].mode]
+    return (same_mode or others)[0]
+
+
+def harmonization_baselines(tracks: np.ndarray, keys: Sequence[Key], pieces: Sequence[str], steps_per_beat: int,
+                            lowest_pitch: int) -> dict[str, np.ndarray]:
+    """The training-free harmonizations of the sopranos of voice-separated test segments tracks [n, V, T, P]
+    (keys: each segment's chorale key; pieces: its piece name): {'rule', 'transposed_other_bach'} ->
+    voice-separated rolls uint8 [n, V, T, P]."""
+    tracks = np.asarray(tracks)
+    return {
+        "rule": np.stack([rule_harmonization(segment[0], steps_per_beat, lowest_pitch) for segment in tracks]),
+        "transposed_other_bach": np.stack([
+            transposed_other_harmony(tracks[i], keys[i], tracks[j], keys[j], lowest_pitch)
+            for i, j in ((i, other_segment(i, pieces, keys)) for i in range(len(tracks)))]),
+    }
