@@ -10,7 +10,10 @@ Bernoulli(r); the exact posterior below is derived from that one-step kernel.
 
 A denoiser is a function `(x_t [B, T, P] float in {0, 1}, t [B] int) -> x0 probabilities [B, T, P]`.
 Conditioning needs no retraining: the known cells (`mask` True) are replaced at every step by a
-forward-noised copy of the known roll, so they come out exactly equal to it at t = 0.
+forward-noised copy of the known roll, so they come out exactly equal to it at t = 0. RePaint-style
+resampling (Lugmayr et al. 2022; `num_resamplings`) repeats each reverse step after re-noising its clamped
+result back up (`renoise`), so the generated cells get more than one look at the clamped ones. A conditioned
+denoiser (one that also reads the known cells) is passed in as a closure; it is clamped the same way.
 """
 from __future__ import annotations
 
@@ -120,6 +123,14 @@ def paper_step(
     return jnp.where(differs & revert, x_noise, prediction)
 
 
+def renoise(process: BinomialProcess, rng: jax.Array, x_s: jax.Array, s: jax.Array, t: jax.Array) -> jax.Array:
+    """x_t ~ q(x_t | x_s) for s < t [B]: each cell kept with probability alpha_t / alpha_s, else redrawn from
+    Bernoulli(r) (the forward chain's kernel over several steps)."""
+    keep_rng, draw_rng = jax.random.split(rng)
+    keep = jax.random.uniform(keep_rng, x_s.shape) < _per_example(process.alpha(t) / process.alpha(s), x_s)
+    return jnp.where(keep, x_s, jax.random.bernoulli(draw_rng, process.density, x_s.shape).astype(jnp.float32))
+
+
 def clamp(
     process: BinomialProcess, rng: jax.Array, x: jax.Array, known: jax.Array, mask: jax.Array, t: jax.Array
 ) -> jax.Array:
@@ -139,6 +150,7 @@ def sample(
     start_step: int | None = None,
     num_sampling_steps: int | None = None,
     return_trajectory: bool = False,
+    num_resamplings: int = 1,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Runs the reverse process from step `start_step` (default T) down to 0.
 
@@ -147,6 +159,8 @@ def sample(
 
     shape: [B, time, pitch]. known/mask (optional, broadcastable to shape): cells to clamp to `known`.
     start: x at `start_step` (default: a draw from Bernoulli(r), the process's x_T).
+    num_resamplings (RePaint, needs known/mask): each reverse step t -> s is taken that many times, the first
+    ones re-noised from s back to t (`renoise`); denoiser calls: num_sampling_steps * num_resamplings.
     Returns x0 float {0, 1} [B, time, pitch], and with `return_trajectory` also the states after each
     reverse step (the last is x_0) as bool [num_sampling_steps, B, time, pitch].
     """
@@ -154,6 +168,8 @@ def sample(
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     if (known is None) != (mask is None):
         raise ValueError("give both `known` and `mask`, or neither")
+    if num_resamplings < 1 or (num_resamplings > 1 and known is None):
+        raise ValueError(f"num_resamplings must be >= 1, and > 1 only with known cells, got {num_resamplings}")
     start_step = process.num_steps if start_step is None else int(start_step)
     if not 1 <= start_step <= process.num_steps:
         raise ValueError(f"start_step must be in [1, {process.num_steps}], got {start_step}")
@@ -173,14 +189,26 @@ def sample(
     def reverse_step(x_t, inputs):
         t, s, step_rng = inputs
         t_batch, s_batch = jnp.full((batch,), t), jnp.full((batch,), s)
-        step_rng, clamp_rng = jax.random.split(step_rng)
-        x0_probability = denoise(x_t, t_batch)
-        if sampler == "posterior":
-            x_s = posterior_step(process, step_rng, x_t, x0_probability, t_batch, s_batch)
-        else:
-            x_s = paper_step(process, step_rng, start, x0_probability, s_batch)
-        if known is not None:
-            x_s = clamp(process, clamp_rng, x_s, known, mask, s_batch)
+
+        def denoise_and_clamp(x_t, rng):
+            step_rng, clamp_rng = jax.random.split(rng)
+            x0_probability = denoise(x_t, t_batch)
+            if sampler == "posterior":
+                x_s = posterior_step(process, step_rng, x_t, x0_probability, t_batch, s_batch)
+            else:
+                x_s = paper_step(process, step_rng, start, x0_probability, s_batch)
+            if known is not None:
+                x_s = clamp(process, clamp_rng, x_s, known, mask, s_batch)
+            return x_s
+
+        def resample(x_t, rng):  # RePaint: down to s, then back up to t
+            rng, renoise_rng = jax.random.split(rng)
+            return renoise(process, renoise_rng, denoise_and_clamp(x_t, rng), s_batch, t_batch), None
+
+        if num_resamplings > 1:
+            step_rng, *resample_rngs = jax.random.split(step_rng, num_resamplings)
+            x_t, _ = jax.lax.scan(resample, x_t, jnp.stack(resample_rngs))
+        x_s = denoise_and_clamp(x_t, step_rng)
         return x_s, (x_s > 0.5) if return_trajectory else None
 
     pairs = (jnp.asarray(steps[:-1]), jnp.asarray(steps[1:]), jax.random.split(rng, len(steps) - 1))

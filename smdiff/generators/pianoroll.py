@@ -1,5 +1,6 @@
 """Sampling piano rolls from a trained binomial-diffusion U-Net: unconditional, infilling, continuation,
-harmonization and variation, all by clamping known cells (no retraining).
+harmonization and variation. Known cells are always clamped (no retraining: the paper's method), optionally
+with RePaint-style resampling; a conditioned U-Net can also read them as inputs (`conditioning='model'`).
 
 Unlike the latent generators of `base.py`, this one works on binary rolls [n, time, pitch] of the
 `pianorolls` dataset; `infill` keeps that interface's meaning with time steps in place of latents
@@ -13,6 +14,8 @@ import numpy as np
 
 from smdiff.diffusion import binomial
 from smdiff.tasks.binomial import BinomialTask
+
+CONDITIONINGS = ("clamp", "model")
 
 
 def melody_mask(melody: np.ndarray) -> np.ndarray:
@@ -30,21 +33,33 @@ class PianorollGenerator:
 
     sampler: 'posterior' (exact binomial posterior given the predicted x0) or 'paper' (Atassi's XOR
     sampler); num_sampling_steps: reverse steps per sample (default T, the paper's 100).
+    conditioning: how the known cells steer the generated ones: 'clamp' (only by clamping; a conditioned
+    model then reads an empty mask) or 'model' (a conditioned model also reads them as inputs; clamped too).
+    num_resamplings > 1: RePaint-style resampling of every reverse step (`binomial.sample`), that many
+    denoiser calls per step.
     """
 
     def __init__(self, task: BinomialTask, params, roll_shape: tuple[int, int], sampler: str = "posterior",
-                 num_sampling_steps: int | None = None):
+                 num_sampling_steps: int | None = None, conditioning: str = "clamp", num_resamplings: int = 1):
         if sampler not in binomial.SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {binomial.SAMPLERS}")
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"unknown conditioning {conditioning!r}; choose one of {CONDITIONINGS}")
+        if conditioning == "model" and not task.conditioned:
+            raise ValueError("conditioning='model' needs a conditioned U-Net (UNetConfig.conditioned = True)")
         self.task, self.params, self.roll_shape = task, params, tuple(roll_shape)
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
+        self.conditioning, self.num_resamplings = conditioning, num_resamplings
         self._run = jax.jit(self._reverse, static_argnames=("num_samples", "return_trajectory"))
         self._vary = jax.jit(self._variation, static_argnames=("strength",))
 
     def _reverse(self, params, rng, num_samples, known, mask, return_trajectory):
+        reads_known = self.conditioning == "model" and known is not None
+        denoiser = self.task.denoiser(params, known, mask) if reads_known else self.task.denoiser(params)
         return binomial.sample(
-            self.task.process, self.task.denoiser(params), rng, (num_samples, *self.roll_shape), self.sampler,
-            known=known, mask=mask, num_sampling_steps=self.num_sampling_steps, return_trajectory=return_trajectory)
+            self.task.process, denoiser, rng, (num_samples, *self.roll_shape), self.sampler,
+            known=known, mask=mask, num_sampling_steps=self.num_sampling_steps, return_trajectory=return_trajectory,
+            num_resamplings=self.num_resamplings if known is not None else 1)
 
     def _variation(self, params, rng, rolls, strength):
         return binomial.variation(self.task.process, self.task.denoiser(params), rng, rolls, strength, self.sampler,

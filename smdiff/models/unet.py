@@ -8,7 +8,9 @@ ResNet block and a 1x1 convolution to one logit per cell. Time enters as a sinus
 followed by an MLP. Paper: base width 48, width multipliers (1, 2, 4, 4).
 
 The roll [batch, time, pitch] is an image with one channel; time and pitch must divide by
-2 ** (len(width_multipliers) - 1).
+2 ** (len(width_multipliers) - 1). A `conditioned` U-Net also reads the known cells and their mask as two more
+input channels (the known roll where the mask is set, 0 elsewhere; the mask), so one model can be trained on
+random conditioning masks (`smdiff.diffusion.conditioning`) and serve every task.
 
 `dtype` (config) is the compute dtype of the convolutions and dense layers ('bfloat16' for mixed
 precision); parameters, group norms, the attention softmaxes, the residual stream and the output logits
@@ -35,6 +37,7 @@ class UNetConfig:
     norm_groups: int = 8
     num_steps: int = 100  # T: the time embedding's input range is 0..T
     dtype: str = "float32"  # compute dtype of convolutions and dense layers: 'float32' or 'bfloat16'
+    conditioned: bool = False  # inputs also the known cells and their mask (two more channels)
 
     @property
     def downsampling_factor(self) -> int:
@@ -109,17 +112,25 @@ class FullAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """(x_t [B, time, pitch] in {0, 1}, t [B]) -> x0 logits [B, time, pitch]."""
+    """(x_t [B, time, pitch] in {0, 1}, t [B][, known, mask]) -> x0 logits [B, time, pitch].
+
+    known (float {0, 1}) and mask (bool, True = given), both [B, time, pitch]: required by a `conditioned` model
+    (an all-False mask asks for an unconditional sample), refused by the others.
+    """
 
     config: UNetConfig
 
     @nn.compact
-    def __call__(self, x_t: jax.Array, t: jax.Array) -> jax.Array:
+    def __call__(self, x_t: jax.Array, t: jax.Array, known: jax.Array | None = None,
+                 mask: jax.Array | None = None) -> jax.Array:
         config = self.config
         factor = config.downsampling_factor
         if x_t.ndim != 3 or x_t.shape[1] % factor or x_t.shape[2] % factor:
             raise ValueError(f"UNet needs rolls [batch, time, pitch] with time and pitch divisible by {factor}, "
                              f"got {x_t.shape}")
+        if config.conditioned != (known is not None and mask is not None):
+            raise ValueError("a conditioned UNet needs `known` and `mask`, an unconditioned one takes neither"
+                             f" (conditioned={config.conditioned})")
         block = lambda width: ResnetBlock(width, config.norm_groups, config.dtype)  # noqa: E731
         linear_attention = lambda: LinearAttention(config.attention_heads, config.attention_head_width,  # noqa: E731
                                                    config.dtype)
@@ -132,6 +143,9 @@ class UNet(nn.Module):
             nn.gelu(nn.Dense(embedding_width, dtype=config.dtype)(time_embedding)))
 
         x = 2.0 * x_t[..., None].astype(jnp.float32) - 1.0  # [B, T, P, 1] in {-1, 1}
+        if config.conditioned:  # [B, T, P, 3]: x_t, the known cells in {-1, 1} (0 where not given), the mask
+            given = mask[..., None].astype(jnp.float32)
+            x = jnp.concatenate([x, given * (2.0 * known[..., None].astype(jnp.float32) - 1.0), given], axis=-1)
         x = conv(config.base_width, (7, 7))(x)
         input_features = x
         skips = []

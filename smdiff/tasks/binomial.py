@@ -3,7 +3,9 @@
 Batches hold `roll`: uint8 [batch, time, pitch] binary piano rolls (the `pianorolls` dataset; other
 features are ignored). Each example gets a step t ~ U{1..T}, is noised to x_t in closed form, and the
 network predicts x0; the loss is the paper's L1 between the predicted probabilities and x0, or the
-binary cross-entropy of its logits.
+binary cross-entropy of its logits. A conditioned U-Net (`UNetConfig.conditioned`) also reads, per example, a
+random conditioning mask (`conditioning.random_masks`: nothing, the top or bottom voice, a time span, a prefix)
+and the clean cells under it; its loss and metrics are then over the cells it has to generate.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from smdiff.diffusion import binomial
+from smdiff.diffusion import binomial, conditioning
 from smdiff.models.unet import UNet
 
 LOSSES = ("l1", "bce")
@@ -41,27 +43,50 @@ class BinomialTask:
             raise ValueError(f"BinomialTask expects rolls [batch, time, pitch], got {roll.shape}")
         return roll.astype(jnp.float32)
 
+    @property
+    def conditioned(self) -> bool:
+        """Whether the model reads the known cells and their mask (trained on random conditioning masks)."""
+        return self.model.config.conditioned
+
+    def _apply(self, params, x_t: jax.Array, t: jax.Array, known: jax.Array | None, mask: jax.Array | None
+               ) -> jax.Array:
+        """Logits [B, T, P]; a conditioned model with no known cells given reads an all-False mask."""
+        if not self.conditioned:
+            if mask is not None:
+                raise ValueError("this model was trained without conditioning inputs: clamp the known cells instead")
+            return self.model.apply({"params": params}, x_t, t)
+        if mask is None:
+            known, mask = jnp.zeros_like(x_t), jnp.zeros(x_t.shape, bool)
+        return self.model.apply({"params": params}, x_t, t, known, jnp.broadcast_to(mask, x_t.shape))
+
     def init(self, rng: jax.Array, batch: dict[str, jax.Array]):
         x0 = self._rolls(batch)
-        return self.model.init(rng, x0, jnp.ones(x0.shape[:1], jnp.int32))["params"]
+        t = jnp.ones(x0.shape[:1], jnp.int32)
+        extra = (x0, jnp.zeros(x0.shape, bool)) if self.conditioned else ()
+        return self.model.init(rng, x0, t, *extra)["params"]
 
-    def denoiser(self, params) -> binomial.Denoiser:
-        """(x_t [B, T, P], t [B]) -> predicted P(x0 = 1) [B, T, P], for the samplers."""
-        return lambda x_t, t: jax.nn.sigmoid(self.model.apply({"params": params}, x_t, t))
+    def denoiser(self, params, known: jax.Array | None = None, mask: jax.Array | None = None) -> binomial.Denoiser:
+        """(x_t [B, T, P], t [B]) -> predicted P(x0 = 1) [B, T, P], for the samplers. known [B, T, P] and
+        mask (broadcastable, True = given) feed a conditioned model's extra inputs (None: nothing given)."""
+        return lambda x_t, t: jax.nn.sigmoid(self._apply(params, x_t, t, known, mask))
 
     def _metrics(self, params, x0: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
         step_rng, noise_rng = jax.random.split(rng)
         t = jax.random.randint(step_rng, x0.shape[:1], 1, self.process.num_steps + 1)  # [B]
         x_t = binomial.q_sample(self.process, noise_rng, x0, t)
-        logits = self.model.apply({"params": params}, x_t, t)  # [B, T, P]
+        mask = conditioning.random_masks(jax.random.fold_in(rng, 1), x0) if self.conditioned else None
+        logits = self._apply(params, x_t, t, x0, mask)  # [B, T, P]
+        # Scored cells: those the model generates (all, without conditioning).
+        scored = jnp.ones_like(x0) if mask is None else (~mask).astype(jnp.float32)
+        num_scored = jnp.maximum(jnp.sum(scored), 1.0)
         prediction = jax.nn.sigmoid(logits)
-        predicted_on = prediction > 0.5
+        predicted_on = (prediction > 0.5) & (scored > 0)
         true_positives = jnp.sum(predicted_on & (x0 > 0.5))
         return {
-            "l1": jnp.mean(jnp.abs(prediction - x0)),
-            "bce": jnp.mean(optax.sigmoid_binary_cross_entropy(logits, x0)),
+            "l1": jnp.sum(scored * jnp.abs(prediction - x0)) / num_scored,
+            "bce": jnp.sum(scored * optax.sigmoid_binary_cross_entropy(logits, x0)) / num_scored,
             # Cell-level F1 of the thresholded prediction (pooled over the batch).
-            "cell_f1": 2.0 * true_positives / jnp.maximum(jnp.sum(predicted_on) + jnp.sum(x0), 1.0),
+            "cell_f1": 2.0 * true_positives / jnp.maximum(jnp.sum(predicted_on) + jnp.sum(scored * x0), 1.0),
         }
 
     def loss(self, params, batch: dict[str, jax.Array], rng: jax.Array, step: jax.Array
