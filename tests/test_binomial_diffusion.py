@@ -130,3 +130,37 @@ def test_bad_arguments_are_refused():
         binomial.sample(PROCESS, _oracle(0.0), jax.random.PRNGKey(0), (1, 8, 8), "ddim")
     with pytest.raises(ValueError, match="both"):
         binomial.sample(PROCESS, _oracle(0.0), jax.random.PRNGKey(0), (1, 8, 8), known=jnp.zeros((8, 8)))
+
+
+@pytest.mark.parametrize("sampler", binomial.SAMPLERS)
+def test_every_intermediate_clamp_is_the_forward_marginal_at_that_level(sampler):
+    # The known cells of every reverse state x_s must be distributed as q(x_s | known), not only come out right at
+    # s = 0: on-cells at P = alpha_s + r (1 - alpha_s), off-cells at r (1 - alpha_s), whatever the denoiser says.
+    shape = (2000, 4, 8)
+    known = jnp.zeros((4, 8)).at[:2].set(1.0)
+    mask = jnp.ones((4, 8), bool).at[:, 0].set(False)
+    everything_off = lambda x_t, t: jnp.zeros_like(x_t)  # noqa: E731
+    _, trajectory = binomial.sample(SHORT, everything_off, jax.random.PRNGKey(4), shape, sampler, known=known,
+                                    mask=mask, num_sampling_steps=5, return_trajectory=True)
+    levels = [16, 12, 8, 4, 0]  # the states after each of the 5 reverse steps from t = 20
+    trajectory = np.asarray(trajectory, np.float32)
+    for state, s in zip(trajectory, levels):
+        for value, cells in ((1.0, state[:, :2, 1:]), (0.0, state[:, 2:, 1:])):
+            expected = float(binomial.marginal_probability(SHORT, jnp.asarray(value), jnp.asarray(s)))
+            sigma = np.sqrt(max(expected * (1 - expected), 1e-12) / cells.size)
+            assert abs(cells.mean() - expected) <= 5 * sigma + 1e-9, (s, value, cells.mean(), expected)
+
+
+def test_paper_sampler_reverts_to_the_noise_with_probability_beta_s():
+    # Where the thresholded prediction differs from x_T the paper's step keeps x_T with probability beta_s, and
+    # where they agree nothing changes.
+    n = 200_000
+    x_noise = jnp.concatenate([jnp.ones(n // 2), jnp.zeros(n // 2)])[None]
+    prediction = jnp.zeros((1, n)).at[:, : n // 4].set(1.0).at[:, n // 2: 3 * n // 4].set(1.0)  # half differ
+    for s in (10, 50, 90):
+        out = np.asarray(binomial.paper_step(PROCESS, jax.random.PRNGKey(s), x_noise, prediction, jnp.array([s])))[0]
+        differs = np.asarray(prediction[0] != x_noise[0])
+        reverted = out[differs] == np.asarray(x_noise[0])[differs]
+        beta = s / PROCESS.num_steps
+        assert abs(reverted.mean() - beta) <= 5 * np.sqrt(beta * (1 - beta) / differs.sum()), (s, reverted.mean())
+        np.testing.assert_array_equal(out[~differs], np.asarray(prediction[0])[~differs])

@@ -9,6 +9,7 @@ import tensorflow as tf
 from smdiff.training import loop as train_module
 from smdiff.data import chorales
 from smdiff import pianoroll_eval
+from smdiff.diffusion import binomial
 from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, piece_segments, roll_statistics
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 from smdiff.models.unet import UNet, UNetConfig
@@ -135,3 +136,20 @@ def test_evaluation_scores_every_task_with_intervals_and_writes_the_rolls(traine
     losses = pianoroll_eval.losses_to_baseline(results, uncertainty=uncertainty)
     oa_losses = [loss for loss in losses if "/" in loss]
     assert all("of resamples" in loss and "real test data" in loss for loss in oa_losses), oa_losses
+
+
+def test_the_l1_loss_is_the_mean_absolute_error_of_the_probabilities_and_has_a_gradient(chorale_segments):
+    rolls, _, density = chorale_segments
+    x0 = jax.numpy.asarray(rolls[:4], jax.numpy.float32)
+    task = BinomialTask(model=UNet(TINY), density=density, loss_type="l1")
+    params = task.init(jax.random.PRNGKey(0), {"roll": x0})
+    rng = jax.random.PRNGKey(5)
+    loss, scores = task.loss(params, {"roll": x0}, rng, jax.numpy.array(0))
+    step_rng, noise_rng = jax.random.split(rng)  # the draws of `BinomialTask._metrics`
+    t = jax.random.randint(step_rng, (4,), 1, task.process.num_steps + 1)
+    x_t = binomial.q_sample(task.process, noise_rng, x0, t)
+    probabilities = task.denoiser(params)(x_t, t)
+    assert float(loss) == pytest.approx(float(np.abs(np.asarray(probabilities) - rolls[:4]).mean()), rel=1e-5)
+    assert float(loss) != pytest.approx(float(scores["bce"]), rel=1e-2)  # the L1, not the BCE, is optimized
+    gradients = jax.grad(lambda p: task.loss(p, {"roll": x0}, rng, jax.numpy.array(0))[0])(params)
+    assert max(float(np.abs(g).max()) for g in jax.tree_util.tree_leaves(gradients)) > 0

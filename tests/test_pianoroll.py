@@ -116,3 +116,10 @@ def test_builder_on_a_midi_folder(tmp_path):
     example = next(iter(tfds.as_numpy(builder.as_dataset(split="train"))))
     assert example["roll"].shape == (32, stats["num_pitches"]) and example["tracks"].shape == (1, 32, stats["num_pitches"])
     assert {int(e["transpose"]) for e in tfds.as_numpy(builder.as_dataset(split="test"))} == {0}
+    # Split by piece in the written dataset: no piece has segments in two splits, and every split has pieces.
+    pieces = {split: {e["piece"] for e in tfds.as_numpy(builder.as_dataset(split=split))}
+              for split in ("train", "validation", "test")}
+    assert all(pieces.values()), pieces
+    assert not (pieces["train"] & pieces["validation"] or pieces["train"] & pieces["test"]
+                or pieces["validation"] & pieces["test"]), pieces
+    assert sum(len(names) for names in pieces.values()) == sum(stats["pieces_per_split"].values())

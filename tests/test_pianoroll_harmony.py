@@ -12,6 +12,7 @@ from smdiff.data.pianoroll_segments import SegmentConfig, choose_pitch_range, pi
 from smdiff.evaluation import harmony, scoring
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines as baselines
+from smdiff.generators.pianoroll import melody_mask
 
 SPB = 1  # steps per beat in the hand-made examples: a step is a quarter, a bar 4 steps
 REST = -1
@@ -206,3 +207,17 @@ def test_score_harmony_ranks_bach_above_noise_with_paired_intervals(chorale_segm
     assert "beats_bernoulli" not in intervals["test_data"]["harmony_crossing"]  # noise has no crossing score
     assert set(scoring.LOWER_IS_BETTER) >= {"harmony_out_of_key", "harmony_parallel_fifths", "out_of_key_rate"}
     assert "harmony_consonance" not in scoring.LOWER_IS_BETTER
+
+
+def test_roll_scores_look_at_the_generated_cells_only(chorale_segments):
+    tracks, lowest = chorale_segments
+    rolls = tracks.max(axis=1).astype(np.float32)
+    given = melody_mask(tracks[:, 0])
+    outputs = {"bach": rolls, "given_only": np.where(given, rolls, 0).astype(np.float32)}
+    overlaps = {name: metrics.roll_overlaps(r, lowest, 16) for name, r in outputs.items()}
+    keys = [Key(0, "major")] * len(rolls)
+    scores = scoring.score_rolls(outputs, overlaps, rolls, given, keys, overlaps["bach"], lowest)
+    assert scores["bach"]["note_f1"] == 1.0 and scores["bach"]["pitch_class_distance"] == 0.0
+    # The melody copied back scores nothing: its notes are given, not generated (whole rolls would give F1 ~0.4).
+    assert scores["given_only"]["note_f1"] == 0.0 and scores["given_only"]["out_of_key_rate"] == 0.0
+    assert scores["given_only"]["pitch_class_distance"] == 1.0  # an empty generation against Bach's lower voices
