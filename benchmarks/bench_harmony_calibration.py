@@ -5,13 +5,15 @@ training-free baselines score when harmonizing the test split's sopranos.
 
 Segments are built from music21's chorales exactly as the `pianorolls/bach_chorales` builder (1.1.0, split by
 melody) writes its test split (`smdiff.data.pianoroll_segments`, 4 steps per quarter, 16-quarter segments),
-without TFDS. Systems, all with the given soprano as voice 0 (`smdiff.evaluation.harmony`):
-- bach: the chorale's own alto, tenor and bass (the reference; voices exact);
+without TFDS. Systems, all with the given soprano as voice 0, scored as `pianoroll-eval` scores harmonization
+(`smdiff.evaluation.scoring.score_harmony`):
+- test_data: Bach, the chorale's own alto, tenor and bass (the reference; voices exact);
 - transposed_other_bach: the lower voices of another test segment (half the split away, another piece in the same
   mode), transposed from its chorale's key to this one's (`pianoroll_baselines.transposed_other_harmony`);
 - rule: diatonic block triads (`pianoroll_baselines.rule_harmonization`; voices exact);
 - melody_only: no lower voices;
-- bernoulli: Bernoulli(r) noise below the melody at the train split's density r, voices by pitch order.
+- bernoulli: Bernoulli(r) noise below the melody at the train split's density r, voices by pitch order (so its
+  crossing is not measured).
 Every metric with its 90% paired-bootstrap interval over segments; also how often the key estimated from the
 soprano alone agrees with the whole chorale's key.
 """
@@ -30,7 +32,7 @@ from smdiff.data.keys import MODES, Key, estimate_key
 from smdiff.data.pianoroll import roll_to_notes
 from smdiff.data.pianoroll_segments import (SegmentConfig, choose_pitch_range, piece_segments, piece_splits,
                                             roll_statistics)
-from smdiff.evaluation import harmony
+from smdiff.evaluation import harmony, scoring
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines as baselines
 
@@ -62,29 +64,15 @@ def main(argv: list[str]) -> None:
     names = [example["piece"] for example in test]
     keys = [Key(int(e["key_tonic"]), MODES[int(e["key_mode"])]) for e in test]  # each whole chorale's key
     soprano = tracks[:, 0]
-    rng = np.random.default_rng(args.seed)
-    noise = metrics.bernoulli_rolls(rng, soprano.shape, density)
+    noise = metrics.bernoulli_rolls(np.random.default_rng(args.seed), soprano.shape, density)
+    voice_separated = {"test_data": tracks, **baselines.harmonization_baselines(tracks, keys, names, spb, lowest)}
+    outputs = {"melody_only": soprano, "bernoulli": np.maximum(soprano, noise)}
+    values, intervals = scoring.score_harmony(outputs, voice_separated, soprano, spb, lowest, args.num_resamples,
+                                              args.seed)
+    rows = scoring.harmony_rows(values, intervals)
+
     bach = [harmony.voices_from_tracks(t, lowest) for t in tracks]
-    systems = {
-        "bach": bach,
-        **{name: [harmony.voices_from_tracks(t, lowest) for t in system_tracks] for name, system_tracks in
-           baselines.harmonization_baselines(tracks, keys, names, spb, lowest).items()},
-        "melody_only": [np.concatenate([v[:1], np.full_like(v[1:], -1)]) for v in bach],
-        "bernoulli": [harmony.harmonization_voices(np.maximum(s, n), s, lowest)[0] for s, n in zip(soprano, noise)],
-    }
-    counts = {name: harmony.score_segments(voices, systems["bach"], spb) for name, voices in systems.items()}
-    draws = metrics.bootstrap_draws(len(test), args.num_resamples, args.seed)
-    summary = metrics.bootstrap_summary(harmony.ratio_bootstrap(counts, draws), baseline="bach")
-
-    rows = ["| system | " + " | ".join(harmony.METRICS) + " |", "|---|" + "---|" * len(harmony.METRICS)]
-    for name, system_counts in counts.items():
-        cells = []
-        for metric in harmony.METRICS:
-            value, interval = harmony.ratio(*system_counts[metric]), summary[name][metric]
-            cells.append("n/a" if np.isnan(value) else f"{value:.3f} ({interval['low']:.3f}-{interval['high']:.3f})")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-
-    melody_keys = [harmony.melody_key(voices) for voices in systems["bach"]]
+    melody_keys = [harmony.melody_key(voices) for voices in bach]
     same = sum(m == k for m, k in zip(melody_keys, keys))
     segment_keys = [estimate_key(roll_to_notes(e["roll"], lowest)) for e in test]  # all four voices of the segment
     same_segment = sum(m == k for m, k in zip(melody_keys, segment_keys))

@@ -28,7 +28,7 @@ from benchmarks import report
 from smdiff import configurables
 from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key
-from smdiff.evaluation import harmony, scoring
+from smdiff.evaluation import scoring
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.generators import pianoroll_baselines
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
@@ -86,16 +86,7 @@ def main(argv: list[str]) -> None:
     outputs |= {"bernoulli": np.where(melody_mask(soprano), soprano, noise), "melody_only": soprano}
     values, intervals = scoring.score_harmony(outputs, voiced, soprano, spq, lowest, args.num_resamples, args.seed)
 
-    columns = [scoring.HARMONY_PREFIX + metric for metric in harmony.METRICS]
-    rows = ["| system | " + " | ".join(metric.removeprefix(scoring.HARMONY_PREFIX) for metric in columns) + " |",
-            "|---|" + "---|" * len(columns)]
-    for system, scores in values.items():
-        cells = []
-        for column in columns:
-            value = scores.get(column, float("nan"))
-            entry = intervals[system].get(column, {})
-            cells.append("n/a" if np.isnan(value) else f"{value:.3f} ({entry['low']:.3f}-{entry['high']:.3f})")
-        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    rows = scoring.harmony_rows(values, intervals)
     steps = {os.path.basename(w.rstrip("/")): args.checkpoint_step or "latest"
              for w in (args.conditioned_workdir, args.clamping_workdir) if w}
     notes = (f"{len(soprano)} test segments; every model row makes {calls} U-Net calls per sample (exact posterior "

@@ -118,3 +118,17 @@ def score_harmony(outputs: dict[str, np.ndarray], voice_separated: dict[str, np.
     intervals = {system: {HARMONY_PREFIX + m: entry for m, entry in entries.items()}
                  for system, entries in summary.items()}
     return values, intervals
+
+
+def harmony_rows(values: dict[str, dict[str, float]], intervals: dict[str, dict[str, dict]]) -> list[str]:
+    """`score_harmony`'s output as markdown table lines: one row per system, 'value (low-high)' per harmony
+    metric; n/a where there is nothing to score or the metric is not measured for the system."""
+    rows = ["| system | " + " | ".join(harmony.METRICS) + " |", "|---|" + "---|" * len(harmony.METRICS)]
+    for system, scores in values.items():
+        cells = []
+        for metric in harmony.METRICS:
+            value = scores.get(HARMONY_PREFIX + metric, float("nan"))
+            interval = intervals[system].get(HARMONY_PREFIX + metric)
+            cells.append("n/a" if np.isnan(value) else f"{value:.3f} ({interval['low']:.3f}-{interval['high']:.3f})")
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return rows
