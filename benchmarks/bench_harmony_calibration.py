@@ -70,6 +70,16 @@ def main(argv: list[str]) -> None:
     values, intervals = scoring.score_harmony(outputs, voice_separated, soprano, spb, lowest, args.num_resamples,
                                               args.seed)
     rows = scoring.harmony_rows(values, intervals)
+    # The same out_of_key against the key of the chorale's whole soprano line instead of the segment's 4 bars.
+    whole_soprano_keys = {piece.name: estimate_key(piece.tracks[0]) for piece in pieces if piece.name in set(names)}
+    soprano_keys = [whole_soprano_keys[name] for name in names]
+    whole_values, whole_intervals = scoring.score_harmony(outputs, voice_separated, soprano, spb, lowest,
+                                                          args.num_resamples, args.seed, keys=soprano_keys)
+    out_of_key = scoring.HARMONY_PREFIX + "out_of_key"
+    whole_soprano = ", ".join(
+        f"{system} {whole_values[system][out_of_key]:.3f} ({whole_intervals[system][out_of_key]['low']:.3f}-"
+        f"{whole_intervals[system][out_of_key]['high']:.3f})"
+        for system in whole_values if not np.isnan(whole_values[system][out_of_key]))
 
     bach = [harmony.voices_from_tracks(t, lowest) for t in tracks]
     melody_keys = [harmony.melody_key(voices) for voices in bach]
@@ -85,7 +95,9 @@ def main(argv: list[str]) -> None:
              f"pairs, melody included. The key estimated from the soprano alone equals the whole chorale's key on "
              f"{same}/{len(test)} segments and the key of the segment's four voices on {same_segment} (which itself "
              f"equals the chorale's on {segment_same}); Bach's lower voices (merged) are out of the whole chorale's "
-             f"key at {bach_out_of_key:.3f} of their notes.")
+             f"key at {bach_out_of_key:.3f} of their notes. The key of the chorale's whole soprano line equals the "
+             f"chorale's on {sum(s == k for s, k in zip(soprano_keys, keys))}/{len(test)} segments; out_of_key "
+             f"against it (not the segment's melody key): {whole_soprano}.")
     report.publish("Harmony metrics: calibration on the held-out chorales",
                    "python -m benchmarks.bench_harmony_calibration " + " ".join(argv), rows, notes,
                    append=not args.no_append)

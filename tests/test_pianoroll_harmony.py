@@ -72,6 +72,9 @@ def test_out_of_key_range_distance_and_f1():
     alto_line = [67, 67, 66, 67, 67, 65, 64, 64]  # one F sharp in C major
     voices = _voices(SOPRANO, alto_line, [REST] * 8, [36] * 8)  # the bass's C2 is below E2
     assert _count(voices, "out_of_key") == (1, 6)  # alto G F# G F E, bass C
+    # Against a given key (the whole soprano's, say) instead of the melody's own: in G major the F is the outsider.
+    assert harmony.segment_counts(voices, voices, SPB, key=Key(7, "major"))["out_of_key"] == (1, 6)
+    assert harmony.segment_counts(voices, voices, SPB, key=Key(2, "major"))["out_of_key"] == (2, 6)  # F, C
     assert _count(voices, "out_of_range") == (1, 6)
     reference = _voices(SOPRANO, [67] * 8, [REST] * 8, [48] * 8)
     # Generated durations: C 8, E 2, F 1, F# 1, G 4 (of 16); the reference's: C 8, G 8.

@@ -115,15 +115,16 @@ def _parallels(upper: np.ndarray, lower: np.ndarray) -> tuple[int, int]:
     return int(fifths.sum()), int(octaves.sum())
 
 
-def segment_counts(voices: np.ndarray, reference: np.ndarray, steps_per_beat: int, beats_per_bar: int = 4
-                   ) -> dict[str, tuple[float, float]]:
-    """{metric: (numerator, denominator)} of one segment: voices and reference int [V, T], voice 0 the melody."""
+def segment_counts(voices: np.ndarray, reference: np.ndarray, steps_per_beat: int, beats_per_bar: int = 4,
+                   key: Key | None = None) -> dict[str, tuple[float, float]]:
+    """{metric: (numerator, denominator)} of one segment: voices and reference int [V, T], voice 0 the melody.
+    key: out_of_key's key (default: estimated from the segment's melody, `melody_key`)."""
     voices, reference = np.asarray(voices), np.asarray(reference)
     generated = voices[1:]
     num_voices, num_steps = voices.shape
     counts = {}
 
-    key = melody_key(voices)
+    key = melody_key(voices) if key is None else key
     onsets = np.stack([note_onsets(voice) for voice in voices])  # [V, T]
     generated_pitches = generated[onsets[1:]]
     outside = 0 if key is None else int((~key.in_key()[generated_pitches % 12]).sum())
@@ -172,10 +173,13 @@ def segment_counts(voices: np.ndarray, reference: np.ndarray, steps_per_beat: in
     return counts
 
 
-def score_segments(voices: Sequence[np.ndarray], references: Sequence[np.ndarray], steps_per_beat: int
-                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{metric: (numerators [n], denominators [n])} over n segments (voice arrays [V, T] each)."""
-    per_segment = [segment_counts(v, r, steps_per_beat) for v, r in zip(voices, references, strict=True)]
+def score_segments(voices: Sequence[np.ndarray], references: Sequence[np.ndarray], steps_per_beat: int,
+                   keys: Sequence[Key] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{metric: (numerators [n], denominators [n])} over n segments (voice arrays [V, T] each); keys: each
+    segment's key for out_of_key (default: each one's melody key)."""
+    keys = [None] * len(voices) if keys is None else keys
+    per_segment = [segment_counts(v, r, steps_per_beat, key=k)
+                   for v, r, k in zip(voices, references, keys, strict=True)]
     return {metric: tuple(np.array([counts[metric][i] for counts in per_segment], float) for i in (0, 1))
             for metric in METRICS}
 

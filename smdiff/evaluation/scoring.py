@@ -88,14 +88,16 @@ def score_rolls(outputs: dict[str, np.ndarray], system_overlaps: dict[str, tuple
 
 def score_harmony(outputs: dict[str, np.ndarray], voice_separated: dict[str, np.ndarray], melody: np.ndarray,
                   steps_per_beat: int, lowest_pitch: int, num_resamples: int = 1000, seed: int = 0,
-                  baseline: str = "bernoulli") -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict]]]:
+                  baseline: str = "bernoulli", keys: Sequence[Key] | None = None
+                  ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict]]]:
     """The harmony metrics of each system's harmonizations of the melodies melody [n, T, P], with their 90%
     interval over `num_resamples` bootstrap resamples of the segments, paired across systems (shared draws).
 
     outputs: single-channel rolls [n, T, P] per system, separated into voices by pitch order under the melody
     (`harmony.harmonization_voices`); voice_separated: voice-separated rolls [n, V, T, P] per system, whose
     voices are exact; it must hold 'test_data' (the reference). A system in both is read from its voices.
-    Crossing is measured on voice-separated systems only (pitch order cannot cross). Returns
+    Crossing is measured on voice-separated systems only (pitch order cannot cross). keys: each segment's key
+    for out_of_key (default: the key estimated from the segment's melody). Returns
     ({system: {harmony_<metric>: value}}, {system: {harmony_<metric>: {low, high, beats_<baseline>}}}).
     """
     if "test_data" not in voice_separated:
@@ -107,7 +109,7 @@ def score_harmony(outputs: dict[str, np.ndarray], voice_separated: dict[str, np.
                for system, tracks in voice_separated.items()}
     counts = {}
     for system, system_voices in voices.items():
-        counts[system] = harmony.score_segments(system_voices, voices["test_data"], steps_per_beat)
+        counts[system] = harmony.score_segments(system_voices, voices["test_data"], steps_per_beat, keys)
         if system not in voice_separated:
             del counts[system]["crossing"]
     draws = metrics.bootstrap_draws(len(melody), num_resamples, seed)
