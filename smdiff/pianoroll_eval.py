@@ -2,6 +2,7 @@
 
     smdiff pianoroll-eval --workdir=workdirs/binomial_cpu --data_dir=data/tfds \
         --output_dir=outputs/binomial_cpu_eval [--num_segments=64 --sampler=posterior --num_sampling_steps=100]
+        [--conditioning=model (a conditioned U-Net) --num_resamplings=1]
 
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
 of the middle half, continuation of the first half, and variation. Systems: the model, independent
@@ -198,6 +199,10 @@ flags.DEFINE_integer("num_segments", 64, "test segments per task", flag_values=F
 flags.DEFINE_string("sampler", "posterior", "reverse-process sampler: posterior | paper", flag_values=FLAGS)
 flags.DEFINE_integer("num_sampling_steps", None, "reverse steps (default: all T)", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "sampling seed", flag_values=FLAGS)
+flags.DEFINE_string("conditioning", "clamp", "clamp (the paper's) | model (a conditioned U-Net also reads the "
+                    "known cells)", flag_values=FLAGS)
+flags.DEFINE_integer("num_resamplings", 1, "RePaint-style resamplings of every conditioned reverse step",
+                     flag_values=FLAGS)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -213,7 +218,8 @@ def main(argv: Sequence[str]) -> None:
     pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])
     test = load_segments(FLAGS.dataset, FLAGS.data_dir, "test", limit=FLAGS.num_segments)
     train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
-    generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps)
+    generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps,
+                                   conditioning=FLAGS.conditioning, num_resamplings=FLAGS.num_resamplings)
     results, uncertainty = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
                                     statistics["steps_per_quarter"], FLAGS.seed, output_dir)
     for name, value in (("metrics.json", results), ("bootstrap.json", uncertainty)):
