@@ -73,7 +73,7 @@ gin.external_configurable(_tfds_io.pianoroll_density, name="pianoroll_density", 
 
 def load_trained(workdir: str, ema: bool = True, step: int | None = None) -> tuple[Task, object]:
     """(task, params) of a run: the Task rebuilt from the workdir's gin config, params of `step`
-    (default latest; the EMA params when `ema` and the run kept them), replicated on all devices.
+    (default latest; the EMA params when `ema` and the run kept them), replicated on this process's devices.
 
     The caller's own gin configuration is put back afterwards, so sampling or evaluation jobs may call
     this after parsing their gin files.

@@ -13,11 +13,18 @@ voices transposed to the segment's key (`pianoroll_baselines`), with the harmony
 intervals of the OA and harmony scores over resampled segments, and how often each system beats Bernoulli on
 the same resamples), every task's rolls (`rolls/<task>.npz`, one bool array [n, T, P] per system), MIDI files of
 the first rolls and one piano-roll figure per task.
+
+The model's rolls are made in chunks of --chunk_size segments per task (`generated/<task>-00001-of-00004/`,
+smdiff/sampling/shards.py), so a killed run resumes where it stopped and several processes share the work:
+under launch/ the job joins jax.distributed like training (`topology.json` records the processes and
+devices), each process makes its own chunks on all of its local devices, and process 0 scores them all
+once every process is done. The rolls are the same for any number of processes and devices.
+
+    launch/local.sh --processes=2 pianoroll-eval -- --workdir=workdirs/binomial_cpu --data_dir=data/tfds
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Sequence
 
@@ -28,14 +35,21 @@ from absl import app, flags, logging
 from smdiff import configurables, jobflags, joblog
 from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key
-from smdiff.data.pianoroll import PitchRange, roll_to_midi_file, roll_to_notes
+from smdiff.data.melody import note_sequence_to_midi_file
+from smdiff.data.pianoroll import PitchRange, roll_to_note_sequence, roll_to_notes
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.evaluation import plots, scoring
 from smdiff.generators import pianoroll_baselines
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
+from smdiff.sampling import shards
+from smdiff.training import topology
 from smdiff.training.loop_helpers import enable_compilation_cache
+from smdiff.training.paths import is_url, run_path
+from smdiff.training.workdir import latest_step
 
 VARIATION_STRENGTH = 0.5
+TASKS = ("unconditional", "harmonization", "infilling", "continuation", "variation")
+GENERATED = "generated"  # the model's rolls, in chunks, under the output folder
 
 
 def load_segments(name: str, data_dir: str | None, split: str, original_key_only: bool = False,
@@ -45,10 +59,103 @@ def load_segments(name: str, data_dir: str | None, split: str, original_key_only
                               where=(lambda example: example["transpose"] == 0) if original_key_only else None)
 
 
-def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_rolls: np.ndarray, density: float,
+def task_conditions(test: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{task: (the rolls the model starts from [n, T, P], the cells given to it [n, T, P] bool)}: the test
+    segments for every task, their soprano for harmonization (nothing given for unconditional and variation)."""
+    rolls = test["roll"].astype(np.float32)  # [n, T, P]
+    num_steps = rolls.shape[1]
+    soprano = test["tracks"][:, 0].astype(np.float32)
+    middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
+    prefix = np.arange(num_steps) < num_steps // 2
+    nothing_given = np.zeros(rolls.shape, bool)
+    return {
+        "unconditional": (rolls, nothing_given),
+        "harmonization": (soprano, melody_mask(soprano)),
+        "infilling": (rolls, np.broadcast_to(middle[None, :, None], rolls.shape)),
+        "continuation": (rolls, np.broadcast_to(prefix[None, :, None], rolls.shape)),
+        "variation": (rolls, nothing_given),
+    }
+
+
+def _model_rolls(generator: PianorollGenerator, task: str, rng: jax.Array, known: np.ndarray,
+                 given: np.ndarray) -> np.ndarray:
+    """The model's rolls [n, T, P] bool for `task`, from the segments' `known` rolls and `given` cells."""
+    if task == "unconditional":
+        rolls = generator.sample(rng, len(known))
+    elif task == "variation":
+        rolls = generator.vary(rng, known, VARIATION_STRENGTH)
+    else:
+        rolls = generator.complete(rng, known, given)
+    return np.asarray(rolls).astype(bool)
+
+
+def _work_items(num_segments: int, chunk_size: int) -> list[tuple[str, shards.Chunk]]:
+    """Every (task, chunk) of a run, in the order shards take turns over them."""
+    return [(task, chunk) for task in TASKS for chunk in shards.plan_chunks(num_segments, chunk_size)]
+
+
+def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generated_dir: str, chunk_size: int,
+             seed: int = 0, metadata: dict | None = None, shard_id: int | None = None,
+             num_shards: int | None = None) -> None:
+    """Makes this shard's chunks of the model's rolls in `generated_dir` (`<task>-00001-of-00004/rolls.npz`:
+    `model` bool [m, T, P] and `segment_index` [m]), skipping chunks a killed run already finished.
+
+    The (task, chunk) pairs are dealt round robin over the shards (default: the jax process index and
+    count). A chunk's randomness comes from (seed, task, chunk index) alone and the generator's output does
+    not depend on the device count, so the rolls are the same for any number of processes and devices.
+    """
+    shard_id = jax.process_index() if shard_id is None else shard_id
+    num_shards = jax.process_count() if num_shards is None else num_shards
+    conditions = task_conditions(test)
+    metadata = {**(metadata or {}), "num_segments": len(test["roll"]), "chunk_size": chunk_size, "seed": seed}
+    items = _work_items(len(test["roll"]), chunk_size)
+    mine = [(task, chunk) for index, (task, chunk) in enumerate(items) if index % num_shards == shard_id]
+    shards.check_same_run(generated_dir, TASKS, metadata)
+    todo = [(task, chunk) for task, chunk in mine if not shards.is_complete(generated_dir, task, chunk)]
+    logging.info("shard %d/%d: %d of its %d chunks to make on %d local device(s)", shard_id, num_shards, len(todo),
+                 len(mine), jax.local_device_count())
+    base_key = jax.random.PRNGKey(seed)
+    made_by = shards.made_by()
+    for task, chunk in todo:
+        start = time.perf_counter()
+        rows = slice(chunk.start, chunk.start + chunk.size)
+        known, given = conditions[task]
+        rng = jax.random.fold_in(jax.random.fold_in(base_key, TASKS.index(task)), chunk.index)
+        rolls = _model_rolls(generator, task, rng, known[rows], given[rows])
+        seconds = time.perf_counter() - start
+
+        def write_files(folder, rolls=rolls, segment_index=np.arange(rows.start, rows.stop), seconds=seconds):
+            shards.save_npz(folder / "rolls.npz", {"model": rolls, "segment_index": segment_index})
+            return {"seconds": round(seconds, 3), **made_by}
+
+        shards.write_chunk(generated_dir, task, chunk, write_files, {**metadata, "task": task})
+        logging.info("%s: sampled segments %d-%d in %.1f s", task, rows.start, rows.stop - 1, seconds)
+
+
+def load_generated(generated_dir: str, num_segments: int, chunk_size: int) -> dict[str, np.ndarray]:
+    """{task: the model's rolls bool [n, T, P]} from the chunks of every process.
+
+    Raises:
+      FileNotFoundError: naming the chunks that are not complete (a process died: rerun to make them).
+    """
+    missing = [task_chunk[1].name(task_chunk[0]) for task_chunk in _work_items(num_segments, chunk_size)
+               if not shards.is_complete(generated_dir, *task_chunk)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} generated chunks are not complete in {generated_dir} "
+                                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); rerun the job to "
+                                "make them")
+    generated = {}
+    for task in TASKS:
+        parts = [shards.load_npz(folder / "rolls.npz") for folder in shards.completed_chunks(generated_dir, task)]
+        generated[task] = np.concatenate([part["model"] for part in parts])
+    return generated
+
+
+def evaluate(generated: dict[str, np.ndarray], test: dict[str, np.ndarray], train_rolls: np.ndarray, density: float,
              pitch_range: PitchRange, steps_per_quarter: int, seed: int = 0, output_dir: str | None = None,
              num_midi: int = 8, num_resamples: int = 1000) -> tuple[dict, dict]:
-    """Scores and their uncertainty on the test segments; rolls, MIDI and figures under output_dir.
+    """Scores of the model's rolls (`generate`, `load_generated`) and the baselines on the test segments,
+    with their uncertainty; rolls, MIDI and figures under output_dir.
 
     Returns ({task: {system: {metric: value}}}, {task: `metrics.bootstrap_summary`}): the second holds the
     OA scores' intervals over `num_resamples` bootstrap resamples of the segments.
@@ -56,50 +163,36 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
     steps_per_bar = 4 * steps_per_quarter
     lowest = pitch_range.lowest_pitch
     rolls = test["roll"].astype(np.float32)  # [n, T, P]
-    n, num_steps, _ = rolls.shape
     keys = [Key(int(tonic), MODES[int(mode)]) for tonic, mode in zip(test["key_tonic"], test["key_mode"])]
     train_overlaps = metrics.roll_overlaps(train_rolls, lowest, steps_per_bar)
     noise = np.random.default_rng(seed)
-    rng = jax.random.PRNGKey(seed)
-    nothing_given = np.zeros(rolls.shape, bool)
+    conditions = task_conditions(test)
 
     def with_noise(known: np.ndarray, given: np.ndarray) -> np.ndarray:
         return np.where(given, known, metrics.bernoulli_rolls(noise, known.shape, density))
 
-    soprano = test["tracks"][:, 0].astype(np.float32)
+    soprano = conditions["harmonization"][0]
     # Harmonizations with exact voices (harmony metrics): Bach's and the training-free rule / transposed-Bach rows.
     voiced = {"test_data": test["tracks"], **pianoroll_baselines.harmonization_baselines(
         test["tracks"], keys, test["piece"], steps_per_quarter, lowest)}
-    harmony_given = melody_mask(soprano)
-    middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
-    prefix = np.arange(num_steps) < num_steps // 2
-    infill_given = np.broadcast_to(middle[None, :, None], rolls.shape)
-    prefix_given = np.broadcast_to(prefix[None, :, None], rolls.shape)
-
-    rngs = jax.random.split(rng, 5)
-    # task: (given cells, keys, the model's rolls, the baselines' rolls); the callables run in the loop, so
-    # each task's sampling is logged as it finishes.
-    tasks = {
-        "unconditional": (nothing_given, None, lambda: generator.sample(rngs[0], n), lambda: {
-            "bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)}),
-        "harmonization": (harmony_given, keys, lambda: generator.harmonize(rngs[1], soprano), lambda: {
-            "bernoulli": with_noise(soprano, harmony_given), "melody_only": soprano,
-            **{system: tracks.max(axis=1).astype(np.float32) for system, tracks in voiced.items() if system != "test_data"}}),
-        "infilling": (infill_given, keys, lambda: generator.infill(rngs[2], rolls, middle), lambda: {
-            "bernoulli": with_noise(rolls, infill_given)}),
-        "continuation": (prefix_given, keys, lambda: generator.infill(rngs[3], rolls, prefix), lambda: {
-            "bernoulli": with_noise(rolls, prefix_given)}),
-        "variation": (nothing_given, keys, lambda: generator.vary(rngs[4], rolls, VARIATION_STRENGTH), dict),
+    # task: the baselines' rolls, made in this order from one noise stream
+    baselines = {
+        "unconditional": lambda: {"bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)},
+        "harmonization": lambda: {"bernoulli": with_noise(*conditions["harmonization"]), "melody_only": soprano, **{
+            system: tracks.max(axis=1).astype(np.float32) for system, tracks in voiced.items() if system != "test_data"}},
+        "infilling": lambda: {"bernoulli": with_noise(*conditions["infilling"])},
+        "continuation": lambda: {"bernoulli": with_noise(*conditions["continuation"])},
+        "variation": dict,
     }
     test_overlaps = metrics.roll_overlaps(rolls, lowest, steps_per_bar)  # the calibration row of every task
     results, uncertainty = {}, {}
-    for task, (given, task_keys, sample_model, baselines) in tasks.items():
-        start = time.perf_counter()
-        generated = {"model": np.asarray(sample_model()), **baselines()}
-        logging.info("%s: sampled %d segments in %.0f s", task, n, time.perf_counter() - start)
+    for task in TASKS:
+        given = conditions[task][1]
+        task_keys = None if task == "unconditional" else keys
+        generated_rolls = {"model": generated[task].astype(np.float32), **baselines[task]()}
         overlaps = {system: metrics.roll_overlaps(system_rolls, lowest, steps_per_bar)
-                    for system, system_rolls in generated.items()} | {"test_data": test_overlaps}
-        outputs = {**generated, "test_data": rolls}
+                    for system, system_rolls in generated_rolls.items()} | {"test_data": test_overlaps}
+        outputs = {**generated_rolls, "test_data": rolls}
         results[task] = scoring.score_rolls(outputs, overlaps, rolls, given, task_keys, train_overlaps, lowest)
         uncertainty[task] = metrics.bootstrap_summary(
             metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))
@@ -120,19 +213,20 @@ def evaluate(generator: PianorollGenerator, test: dict[str, np.ndarray], train_r
 def _export(output_dir: str, task: str, outputs: dict[str, np.ndarray], given: np.ndarray, pitch_range: PitchRange,
             steps_per_quarter: int, num_midi: int) -> None:
     """Every system's rolls, MIDI files of the first `num_midi` of them, and one figure comparing them."""
-    os.makedirs(os.path.join(output_dir, "rolls"), exist_ok=True)
-    np.savez_compressed(os.path.join(output_dir, "rolls", f"{task}.npz"),
-                        **{system: rolls.astype(bool) for system, rolls in outputs.items()})
-    midi_dir = os.path.join(output_dir, "midi", task)
-    os.makedirs(midi_dir, exist_ok=True)
+    root = run_path(output_dir)
+    (root / "rolls").mkdir(parents=True, exist_ok=True)
+    shards.save_npz(root / "rolls" / f"{task}.npz", {system: rolls.astype(bool) for system, rolls in outputs.items()})
+    midi_dir = root / "midi" / task
+    midi_dir.mkdir(parents=True, exist_ok=True)
     for system, rolls in outputs.items():
         for i, roll in enumerate(rolls[:num_midi]):
-            roll_to_midi_file(roll, pitch_range, steps_per_quarter, os.path.join(midi_dir, f"{system}_{i:03d}.mid"))
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
+            ns = roll_to_note_sequence(roll, pitch_range, steps_per_quarter)
+            note_sequence_to_midi_file(ns, midi_dir / f"{system}_{i:03d}.mid")
+    (root / "figures").mkdir(parents=True, exist_ok=True)
     generated_steps = np.nonzero(~given[0].all(axis=-1))[0]
     gap = (int(generated_steps[0]), int(generated_steps[-1]) + 1) if given[0].any() and len(generated_steps) else None
     plots.piano_rolls({system: roll_to_notes(rolls[0], pitch_range.lowest_pitch) for system, rolls in outputs.items()},
-                      num_steps=given.shape[1], path=os.path.join(output_dir, "figures", f"{task}.png"),
+                      num_steps=given.shape[1], path=str(root / "figures" / f"{task}.png"),
                       gap_steps=gap, title=f"{task} (first test segment)")
 
 
@@ -196,6 +290,8 @@ flags.DEFINE_string("output_dir", None, "metrics, rolls, MIDI and figures (defau
                     flag_values=FLAGS)
 flags.DEFINE_integer("checkpoint_step", None, "the checkpoint to evaluate (default: the latest)", flag_values=FLAGS)
 flags.DEFINE_integer("num_segments", 64, "test segments per task", flag_values=FLAGS)
+flags.DEFINE_integer("chunk_size", 16, "segments per generated chunk (the unit of resuming and of sharing the "
+                     "work between processes)", flag_values=FLAGS)
 flags.DEFINE_string("sampler", "posterior", "reverse-process sampler: posterior | paper", flag_values=FLAGS)
 flags.DEFINE_integer("num_sampling_steps", None, "reverse steps (default: all T)", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "sampling seed", flag_values=FLAGS)
@@ -210,25 +306,34 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir (a BinomialTask training workdir) is required")
-    output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "pianoroll_eval")
-    joblog.setup(output_dir, "pianoroll_eval")
+    output_dir = FLAGS.output_dir or str(run_path(FLAGS.workdir) / "pianoroll_eval")
+    topology.start(output_dir)  # jax.distributed from the launcher's environment; checks the device count
+    joblog.setup(None if is_url(output_dir) else output_dir, "pianoroll_eval")
     enable_compilation_cache()
     task, params = configurables.load_trained(FLAGS.workdir, ema=True, step=FLAGS.checkpoint_step)
     statistics = tfds_io.load_metadata(tfds_io.dataset_dir(FLAGS.dataset, FLAGS.data_dir))
     pitch_range = PitchRange(statistics["lowest_pitch"], statistics["num_pitches"])
     test = load_segments(FLAGS.dataset, FLAGS.data_dir, "test", limit=FLAGS.num_segments)
-    train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
     generator = PianorollGenerator(task, params, test["roll"].shape[1:], FLAGS.sampler, FLAGS.num_sampling_steps,
                                    conditioning=FLAGS.conditioning, num_resamplings=FLAGS.num_resamplings)
-    results, uncertainty = evaluate(generator, test, train_rolls, statistics["density"], pitch_range,
+    generated_dir = str(run_path(output_dir) / GENERATED)
+    step = FLAGS.checkpoint_step if FLAGS.checkpoint_step is not None else latest_step(FLAGS.workdir)
+    run = {"workdir": FLAGS.workdir, "dataset": FLAGS.dataset, "checkpoint_step": step,
+           "sampler": FLAGS.sampler, "num_sampling_steps": FLAGS.num_sampling_steps,
+           "conditioning": FLAGS.conditioning, "num_resamplings": FLAGS.num_resamplings}
+    generate(generator, test, generated_dir, FLAGS.chunk_size, FLAGS.seed, run)
+    topology.wait_for_all("smdiff pianoroll-eval: chunks made")
+    if jax.process_index() != 0:
+        return
+    generated = load_generated(generated_dir, len(test["roll"]), FLAGS.chunk_size)
+    train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
+    results, uncertainty = evaluate(generated, test, train_rolls, statistics["density"], pitch_range,
                                     statistics["steps_per_quarter"], FLAGS.seed, output_dir)
     for name, value in (("metrics.json", results), ("bootstrap.json", uncertainty)):
-        with open(os.path.join(output_dir, name), "w") as f:
-            json.dump(value, f, indent=2)
+        (run_path(output_dir) / name).write_text(json.dumps(value, indent=2))
     losses = losses_to_baseline(results, uncertainty=uncertainty)
     table = to_markdown(results, uncertainty) + "\n" + (
         "The model beats the Bernoulli baseline on every score." if not losses
         else "Scores where the model does not beat the Bernoulli baseline:\n" + "\n".join(f"- {x}" for x in losses))
-    with open(os.path.join(output_dir, "metrics.md"), "w") as f:
-        f.write(table)
+    (run_path(output_dir) / "metrics.md").write_text(table)
     print(table)

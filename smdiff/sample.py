@@ -9,14 +9,21 @@ Generators (smdiff/generators/registry.py): `diffusion` (DDPM over all N diffusi
 --num_sampling_steps/--eta), `mdn` (at --temperature), `interpolation` (slerp between real latents of the test
 split; --interpolation_space=full, the default, slerps the whole z with noise-refilled unused dims as the
 released code, `active` the active dims only), `prior` (N(0, I) draws). Modes: `unconditional`, `infilling`, `continuation`, `variation`;
-conditional modes take their known latents from the test split of the latent dataset. Shards default to
-the process index and count. `--task` and `--num_steps` are the old names of `--mode` and
+conditional modes take their known latents from the test split of the latent dataset.
+
+Across processes and hosts (launch/local.sh --processes=N, launch/slurm.sh, launch/tpu_pod.sh): the job
+joins jax.distributed like training (smdiff/training/topology.py; `topology.json` in --output_dir records
+the processes and devices), the shard is the process index and count (or --shard_id/--num_shards), and
+each process makes its own chunks on all of its local devices. The chunks are the same bytes for any
+number of processes and devices; a killed run is resumed by running it again (smdiff/sampling/shards.py).
+`--task` and `--num_steps` are the old names of `--mode` and
 `--num_sampling_steps` (accepted until the next release).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 from absl import app, flags
 
 from smdiff import configurables, jobflags, joblog
@@ -25,8 +32,10 @@ from smdiff.data import tfds_io
 from smdiff.generators.baselines import SPACES
 from smdiff.generators.diffusion import SAMPLERS
 from smdiff.generators.registry import GENERATORS, BuildContext, SamplerOptions
-from smdiff.sampling import store
+from smdiff.sampling import shards, store
+from smdiff.training import topology
 from smdiff.training.loop_helpers import enable_compilation_cache
+from smdiff.training.paths import is_url
 
 RENAMED_FLAGS = {"task": "mode", "num_steps": "num_sampling_steps"}
 
@@ -69,7 +78,8 @@ def main(argv: Sequence[str]) -> None:
     registration = GENERATORS[FLAGS.generator]
     if registration.needs_prior and not FLAGS.prior_workdir:
         raise app.UsageError(f"--prior_workdir is required for the {FLAGS.generator} generator")
-    joblog.setup(FLAGS.output_dir, "sample")
+    topology.start(FLAGS.output_dir)  # jax.distributed from the launcher's environment; checks the device count
+    joblog.setup(None if is_url(FLAGS.output_dir) else FLAGS.output_dir, "sample")
     enable_compilation_cache()
     scaling = LatentScaling.load(tfds_io.dataset_dir(FLAGS.latents, FLAGS.data_dir))
     test_latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents"])["latents"].astype("float32")
@@ -86,6 +96,11 @@ def main(argv: Sequence[str]) -> None:
     for mode in FLAGS.mode:
         spec = store.SamplingSpec(mode, FLAGS.num_samples, FLAGS.chunk_size, FLAGS.seed, FLAGS.num_missing,
                                   FLAGS.num_known, FLAGS.variation_strength, FLAGS.write_midi)
-        done = store.run(generator, decoder, spec, FLAGS.output_dir, test_latents.shape[1], test_latents,
-                         FLAGS.shard_id, FLAGS.num_shards, metadata)
-        print(f"{len(done)} completed {mode} chunks in {FLAGS.output_dir}")
+        store.run(generator, decoder, spec, FLAGS.output_dir, test_latents.shape[1], test_latents,
+                  FLAGS.shard_id, FLAGS.num_shards, metadata)
+    topology.wait_for_all("smdiff sample: chunks made")
+    if jax.process_index() == 0:
+        for mode in FLAGS.mode:
+            done = shards.completed_chunks(FLAGS.output_dir, mode)
+            print(f"{len(done)} of {len(shards.plan_chunks(FLAGS.num_samples, FLAGS.chunk_size))} {mode} chunks "
+                  f"complete in {FLAGS.output_dir}")

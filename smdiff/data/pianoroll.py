@@ -113,8 +113,13 @@ def roll_to_midi_file(
     roll: np.ndarray, pitch_range: PitchRange, steps_per_quarter: int, path: str, qpm: float = DEFAULT_QPM
 ) -> None:
     """Writes a roll [time, num_pitches] as a one-track MIDI file."""
-    ns = notes_to_note_sequence(roll_to_notes(roll, pitch_range.lowest_pitch), steps_per_quarter, qpm)
-    midi_io.note_sequence_to_midi_file(ns, path)
+    midi_io.note_sequence_to_midi_file(roll_to_note_sequence(roll, pitch_range, steps_per_quarter, qpm), path)
+
+
+def roll_to_note_sequence(roll: np.ndarray, pitch_range: PitchRange, steps_per_quarter: int,
+                          qpm: float = DEFAULT_QPM) -> music_pb2.NoteSequence:
+    """A roll [time, num_pitches] as a one-track NoteSequence."""
+    return notes_to_note_sequence(roll_to_notes(roll, pitch_range.lowest_pitch), steps_per_quarter, qpm)
 
 
 def midi_file_to_roll(path: str, pitch_range: PitchRange, steps_per_quarter: int) -> np.ndarray:

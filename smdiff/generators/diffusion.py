@@ -2,7 +2,7 @@
 
 All in the scaled latent space (x [n, k, d], see `smdiff.codec.latent_codec`). Each request is one jitted
 reverse process (`smdiff.diffusion.gaussian`) with the batch split over the devices
-(`smdiff.training.sharding.ShardedApply`).
+(`smdiff.training.sharding.ShardedApply`), over this process's devices.
 """
 import dataclasses
 from typing import Callable
@@ -44,7 +44,7 @@ class DiffusionGenerator:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {SAMPLERS}")
         self.latent_dim = int(self.params["output"]["kernel"].shape[-1])  # d, also when the config left it open
-        self._mesh = sharding.make_mesh()
+        self._mesh = sharding.local_mesh()  # this process's devices: each process makes its own chunks
         self._params = jax.device_put(self.params, sharding.replicated(self._mesh))
         self._compiled: dict[tuple, sharding.ShardedApply] = {}
 

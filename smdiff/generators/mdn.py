@@ -53,7 +53,7 @@ class MDNGenerator:
 
     window_chunks: k (default: the model config's; required when that is None).
     temperature: component logits / T and variances * T (1 = the model's density, the paper's setting).
-    mesh: sample over its `data` axis (default: all devices; see `smdiff.training.sharding.ShardedApply`).
+    mesh: sample over its `data` axis (default: this process's devices; see `smdiff.training.sharding.ShardedApply`).
     """
 
     def __init__(self, model: TransformerMDN, params, window_chunks: int | None = None, temperature: float = 1.0,

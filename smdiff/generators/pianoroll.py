@@ -8,12 +8,15 @@ Unlike the latent generators of `base.py`, this one works on binary rolls [n, ti
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from smdiff.diffusion import binomial
 from smdiff.tasks.binomial import BinomialTask
+from smdiff.training import sharding
 
 CONDITIONINGS = ("clamp", "model")
 
@@ -37,6 +40,8 @@ class PianorollGenerator:
     model then reads an empty mask) or 'model' (a conditioned model also reads them as inputs; clamped too).
     num_resamplings > 1: RePaint-style resampling of every reverse step (`binomial.sample`), that many
     denoiser calls per step.
+    Each request is one jitted reverse process with its batch split over this process's devices
+    (`smdiff.training.sharding.ShardedApply`); the rolls do not depend on the number of devices.
     """
 
     def __init__(self, task: BinomialTask, params, roll_shape: tuple[int, int], sampler: str = "posterior",
@@ -47,23 +52,27 @@ class PianorollGenerator:
             raise ValueError(f"unknown conditioning {conditioning!r}; choose one of {CONDITIONINGS}")
         if conditioning == "model" and not task.conditioned:
             raise ValueError("conditioning='model' needs a conditioned U-Net (UNetConfig.conditioned = True)")
-        self.task, self.params, self.roll_shape = task, params, tuple(roll_shape)
+        self.task, self.roll_shape = task, tuple(roll_shape)
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
         self.conditioning, self.num_resamplings = conditioning, num_resamplings
-        self._run = jax.jit(self._reverse, static_argnames=("num_samples", "return_trajectory"))
-        self._vary = jax.jit(self._variation, static_argnames=("strength",))
+        self._unconditional = sharding.ShardedApply(functools.partial(self._reverse, return_trajectory=False),
+                                                    num_replicated=2)
+        self._with_trajectory = sharding.ShardedApply(functools.partial(self._reverse, return_trajectory=True),
+                                                      num_replicated=2, out_batch_axes=(0, 1))
+        self._clamped = sharding.ShardedApply(self._reverse_clamped, num_replicated=2)
+        self._variations: dict[float, sharding.ShardedApply] = {}
+        self.params = self._unconditional.replicate(params)
 
-    def _reverse(self, params, rng, num_samples, known, mask, return_trajectory):
-        reads_known = self.conditioning == "model" and known is not None
+    def _reverse(self, params, rng, template, return_trajectory: bool):
+        """template [n, time, pitch] gives only the batch's shape (after padding)."""
+        return binomial.sample(self.task.process, self.task.denoiser(params), rng, template.shape, self.sampler,
+                               num_sampling_steps=self.num_sampling_steps, return_trajectory=return_trajectory)
+
+    def _reverse_clamped(self, params, rng, known, mask):
+        reads_known = self.conditioning == "model"
         denoiser = self.task.denoiser(params, known, mask) if reads_known else self.task.denoiser(params)
-        return binomial.sample(
-            self.task.process, denoiser, rng, (num_samples, *self.roll_shape), self.sampler,
-            known=known, mask=mask, num_sampling_steps=self.num_sampling_steps, return_trajectory=return_trajectory,
-            num_resamplings=self.num_resamplings if known is not None else 1)
-
-    def _variation(self, params, rng, rolls, strength):
-        return binomial.variation(self.task.process, self.task.denoiser(params), rng, rolls, strength, self.sampler,
-                                  self.num_sampling_steps)
+        return binomial.sample(self.task.process, denoiser, rng, known.shape, self.sampler, known=known, mask=mask,
+                               num_sampling_steps=self.num_sampling_steps, num_resamplings=self.num_resamplings)
 
     def _check_rolls(self, rolls: np.ndarray, what: str) -> jax.Array:
         rolls = jnp.asarray(rolls, jnp.float32)
@@ -73,17 +82,22 @@ class PianorollGenerator:
 
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
         """Unconditional rolls [num_samples, time, pitch]."""
-        return self._run(self.params, rng, num_samples, None, None, False)
+        return self._unconditional(self.params, rng, self._template(num_samples))
 
     def sample_with_trajectory(self, rng: jax.Array, num_samples: int) -> tuple[jax.Array, jax.Array]:
         """(rolls [n, time, pitch], every reverse state as bool [steps, n, time, pitch], last = rolls)."""
-        return self._run(self.params, rng, num_samples, None, None, True)
+        return self._with_trajectory(self.params, rng, self._template(num_samples))
+
+    def _template(self, num_samples: int) -> jax.Array:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {num_samples}")
+        return jnp.zeros((num_samples, *self.roll_shape), jnp.float32)
 
     def complete(self, rng: jax.Array, known: np.ndarray, cell_mask: np.ndarray) -> jax.Array:
         """Generates the cells where `cell_mask` (broadcastable to known [n, time, pitch]) is False."""
         known = self._check_rolls(known, "known")
         mask = jnp.broadcast_to(jnp.asarray(cell_mask, bool), known.shape)
-        return self._run(self.params, rng, known.shape[0], known, mask, False)
+        return self._clamped(self.params, rng, known, mask)
 
     def infill(self, rng: jax.Array, known: np.ndarray, known_mask: np.ndarray) -> jax.Array:
         """Regenerates the time steps where `known_mask` [time] is False (all pitches); continuation is a
@@ -100,4 +114,10 @@ class PianorollGenerator:
 
     def vary(self, rng: jax.Array, rolls: np.ndarray, strength: float) -> jax.Array:
         """Variations of real rolls: noise them to step round(strength * T) and denoise (strength in (0, 1])."""
-        return self._vary(self.params, rng, self._check_rolls(rolls, "rolls"), float(strength))
+        strength = float(strength)
+        if strength not in self._variations:
+            self._variations[strength] = sharding.ShardedApply(
+                lambda params, rng, rolls: binomial.variation(
+                    self.task.process, self.task.denoiser(params), rng, rolls, strength, self.sampler,
+                    self.num_sampling_steps), num_replicated=2)
+        return self._variations[strength](self.params, rng, self._check_rolls(rolls, "rolls"))

@@ -8,26 +8,32 @@ real latents, window i % (pool size) for sample i.
 
 Output: `<output_dir>/<mode>-00003-of-00008/` chunks, each holding `samples.npz` (`latents` [n, k, d] in
 the priors' space, `events` [n, k * 32], `sample_index` [n], `known_index` [n] for conditional modes) and
-`midi/<sample_index>.mid`, plus a DONE.json marker (see smdiff/sampling/shards.py). Every chunk's
-randomness is derived from (seed, chunk index), so a chunk is the same whichever shard makes it; a re-run
-skips finished chunks and redoes a half-written one.
+`midi/<sample_index>.mid`, plus a DONE.json marker written last (see smdiff/sampling/shards.py; the
+output folder may be a `gs://` URL). Every chunk's randomness is derived from (seed, chunk index) alone
+and its samples are drawn as one batch of `chunk_size` whatever the number of devices (the generators pad
+and split it over this process's devices, and jax's random bits do not depend on the split), so a chunk
+is the same bytes whichever process, and however many processes and devices, make it; a re-run skips
+finished chunks and redoes a half-written one.
+
+Across processes (`smdiff sample` under launch/): the shard is the jax process index and count, so each
+process makes its own chunks on all of its local devices, and no two processes write the same chunk.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 from tqdm import tqdm
 
 from smdiff.codec.latent_codec import LatentDecoder
 from smdiff.data import melody
 from smdiff.generators import base
 from smdiff.sampling import shards
+from smdiff.training.paths import run_path
 
 MODES = ("unconditional", "infilling", "continuation", "variation")
 
@@ -69,7 +75,7 @@ def generate(generator, spec: SamplingSpec, rng: jax.Array, known: np.ndarray | 
 
 def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, window_chunks: int,
         known_pool: np.ndarray | None = None, shard_id: int | None = None, num_shards: int | None = None,
-        metadata: dict | None = None) -> list[str]:
+        metadata: dict | None = None) -> list[epath.Path]:
     """Makes this shard's chunks of `spec` in `output_dir`; returns every completed chunk folder of the mode.
 
     Args:
@@ -87,10 +93,13 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
     shard_id = jax.process_index() if shard_id is None else shard_id
     num_shards = jax.process_count() if num_shards is None else num_shards
     mine = shards.shard_chunks(shards.plan_chunks(spec.num_samples, spec.chunk_size), shard_id, num_shards)
+    metadata = {**(metadata or {}), **dataclasses.asdict(spec)}
+    shards.check_same_run(output_dir, [spec.mode], metadata)
     todo = [chunk for chunk in mine if not shards.is_complete(output_dir, spec.mode, chunk)]
-    logging.info("shard %d/%d: %d of its %d chunks to make in %s", shard_id, num_shards, len(todo), len(mine),
-                 output_dir)
-    os.makedirs(output_dir, exist_ok=True)
+    logging.info("shard %d/%d: %d of its %d chunks to make in %s on %d local device(s)", shard_id, num_shards,
+                 len(todo), len(mine), output_dir, jax.local_device_count())
+    run_path(output_dir).mkdir(parents=True, exist_ok=True)
+    made_by = shards.made_by()
     base_key = jax.random.PRNGKey(spec.seed)
     progress = tqdm(total=sum(chunk.size for chunk in todo), desc=f"{spec.mode} samples", unit=" samples")
     for chunk in todo:
@@ -108,15 +117,14 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
             arrays = {"latents": latents, "events": events.astype(np.int16), "sample_index": sample_index}
             if known_index is not None:
                 arrays["known_index"] = known_index
-            np.savez_compressed(os.path.join(folder, "samples.npz"), **arrays)
+            shards.save_npz(folder / "samples.npz", arrays)
             if spec.write_midi:
                 for index, melody_events in zip(sample_index, events):
                     ns = melody.events_to_note_sequence(melody_events)
-                    melody.note_sequence_to_midi_file(ns, os.path.join(folder, "midi", f"{index:06d}.mid"))
-            return {"seconds": round(seconds, 3), "samples_per_second": round(chunk.size / seconds, 2)}
+                    melody.note_sequence_to_midi_file(ns, folder / "midi" / f"{index:06d}.mid")
+            return {"seconds": round(seconds, 3), "samples_per_second": round(chunk.size / seconds, 2), **made_by}
 
-        shards.write_chunk(output_dir, spec.mode, chunk, write_files,
-                           {**(metadata or {}), **dataclasses.asdict(spec)})
+        shards.write_chunk(output_dir, spec.mode, chunk, write_files, metadata)
         progress.update(chunk.size)
         progress.set_postfix(samples_per_s=f"{chunk.size / seconds:.1f}")
     progress.close()
@@ -124,12 +132,17 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
 
 
 def load_samples(output_dir: str, mode: str) -> dict[str, np.ndarray]:
-    """The arrays of every completed chunk of `mode` in `output_dir`, concatenated in sample order."""
+    """The arrays of every completed chunk of `mode` in `output_dir`, concatenated in sample order, whatever
+    number of processes made them (a warning names the run's chunks that are not complete)."""
     folders = shards.completed_chunks(output_dir, mode)
     if not folders:
         raise FileNotFoundError(f"no completed {mode!r} chunks in {output_dir}")
-    parts = [np.load(os.path.join(folder, "samples.npz")) for folder in folders]
-    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0].files}
+    num_chunks = shards.read_marker(folders[0])["num_chunks"]
+    if len(folders) < num_chunks:
+        logging.warning("%s: only %d of the %d %s chunks are complete; rerun `smdiff sample` with the same "
+                        "flags to make the rest", output_dir, len(folders), num_chunks, mode)
+    parts = [shards.load_npz(folder / "samples.npz") for folder in folders]
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     order = np.argsort(arrays["sample_index"])
     return {key: value[order] for key, value in arrays.items()}
 
@@ -139,8 +152,7 @@ def load_spec(output_dir: str, mode: str) -> SamplingSpec:
     folders = shards.completed_chunks(output_dir, mode)
     if not folders:
         raise FileNotFoundError(f"no completed {mode!r} chunks in {output_dir}")
-    with open(os.path.join(folders[0], shards.DONE_MARKER)) as f:
-        marker = json.load(f)
+    marker = shards.read_marker(folders[0])
     if "mode" not in marker:  # written before the sampling task was renamed mode
         marker["mode"] = marker["task"]
     return SamplingSpec(**{field.name: marker[field.name] for field in dataclasses.fields(SamplingSpec)})

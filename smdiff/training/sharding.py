@@ -18,6 +18,12 @@ def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
+def local_mesh() -> Mesh:
+    """A 1-d `data` mesh over this process's devices only: for work each process does on its own (a
+    sampling chunk), where a mesh over every process's devices would make every process run each call."""
+    return make_mesh(jax.local_devices())
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     """Every device holds the whole array (parameters, optimizer state, RNG, step)."""
     return NamedSharding(mesh, PartitionSpec())
@@ -51,12 +57,13 @@ class ShardedApply:
     batches [n, ...] that are padded to a multiple of the device count (by repeating their first row),
     split over the devices, and every output is cut back to its first n rows along its batch axis.
     `out_batch_axes`: the batch axis of each output (an int for all of them, or a tuple per output; None
-    for an output that is None or not batched).
+    for an output that is None or not batched). The default mesh is this process's devices
+    (`local_mesh`): the batch is this process's own, as in sampling where each process makes its chunks.
     """
 
     def __init__(self, fn, num_replicated: int, out_batch_axes: int | tuple[int | None, ...] = 0,
                  mesh: Mesh | None = None):
-        self.mesh = make_mesh() if mesh is None else mesh
+        self.mesh = local_mesh() if mesh is None else mesh
         self._num_replicated = num_replicated
         self._out_batch_axes = out_batch_axes
         self._fn = fn

@@ -88,3 +88,10 @@ def start(output_dir: str) -> dict:
             f"process(es) x {found['local_device_count']} local {found['platform']} device(s)); check the "
             f"process layout (one SLURM task per GPU) and the visible devices. Found: {found['devices']}")
     return found
+
+
+def wait_for_all(name: str) -> None:
+    """Blocks until every process of the job reaches the barrier `name` (returns at once in a one-process
+    job); e.g. before process 0 reads what all processes wrote."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)

@@ -24,11 +24,11 @@ def config_path(workdir: str) -> epath.Path:
 
 def restore_params(workdir: str, ema: bool = True, step: int | None = None) -> tuple[object, int]:
     """(params of `step`, that step): default the latest; the EMA params when `ema` and the run kept
-    them; replicated on all devices."""
+    them; replicated on this process's devices (each process of a sampling job works on its own)."""
     checkpointer = Checkpointer(run_path(workdir) / "checkpoints")
     try:
         restored_step = checkpointer.latest_step() if step is None else step
-        params = checkpointer.restore_params(sharding.replicated(sharding.make_mesh()), ema=ema, step=step)
+        params = checkpointer.restore_params(sharding.replicated(sharding.local_mesh()), ema=ema, step=step)
     finally:
         checkpointer.close()
     return params, restored_step
