@@ -1,5 +1,5 @@
-"""Running `smdiff train` as N processes x M simulated CPU devices (jax.distributed on localhost, gloo
-collectives), on real melody chunks of tests/data/midi, for the scale-out tests.
+"""Running `smdiff train` (or another program) as N processes x M simulated CPU devices (jax.distributed
+on localhost, gloo collectives), on real melody chunks of tests/data/midi, for the scale-out tests.
 
 The runs go through the real entry point (`python -m smdiff.cli train` with gin), as the launchers
 start them; the model is the tiny melody VAE (gin/models/melody_vae_tiny.gin).
@@ -67,14 +67,14 @@ def process_env(devices_per_process: int, process_id: int | None = None, num_pro
 
 
 def start(flags: list[str], num_processes: int, devices_per_process: int, log_dir: pathlib.Path,
-          name: str) -> list[subprocess.Popen]:
-    """Starts the processes of one run; each logs to log_dir/<name>-<i>.log."""
+          name: str, program: tuple[str, ...] = ("-m", "smdiff.cli", "train")) -> list[subprocess.Popen]:
+    """Starts the processes of one run of `python <program> <flags>`; each logs to log_dir/<name>-<i>.log."""
     port = free_port()
     workers = []
     for index in range(num_processes):
         log = open(log_dir / f"{name}-{index}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "smdiff.cli", "train", *flags], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, *program, *flags], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             env=process_env(devices_per_process, index, num_processes, port)))
     return workers
 
@@ -90,9 +90,10 @@ def wait(workers: list[subprocess.Popen], log_dir: pathlib.Path, name: str, time
         raise AssertionError(f"run {name} timed out: {logs(log_dir, name)}")
 
 
-def run(flags: list[str], num_processes: int, devices_per_process: int, log_dir: pathlib.Path, name: str) -> None:
+def run(flags: list[str], num_processes: int, devices_per_process: int, log_dir: pathlib.Path, name: str,
+        program: tuple[str, ...] = ("-m", "smdiff.cli", "train")) -> None:
     """One run to completion; asserts every process exited 0."""
-    codes = wait(start(flags, num_processes, devices_per_process, log_dir, name), log_dir, name)
+    codes = wait(start(flags, num_processes, devices_per_process, log_dir, name, program), log_dir, name)
     assert codes == [0] * num_processes, logs(log_dir, name)
 
 

@@ -1,8 +1,9 @@
 """The diffusion prior as a Generator: sampling, infilling/continuation, variation and trajectories.
 
 All in the scaled latent space (x [n, k, d], see `smdiff.codec.latent_codec`). Each request is one jitted
-reverse process (`smdiff.diffusion.gaussian`) with the batch split over the devices
-(`smdiff.training.sharding.ShardedApply`), over this process's devices.
+reverse process (`smdiff.diffusion.gaussian`) with the batch split over this process's devices, each
+sequence with its own key (`smdiff.training.sharding.ShardedApply`'s per-row mode), so the samples do not
+depend on the number of devices.
 """
 import dataclasses
 from typing import Callable
@@ -71,7 +72,7 @@ class DiffusionGenerator:
                 return gaussian.variation(self._eps_fn(params), self.task.schedule, rng, x0, strength,
                                           num_steps=num_steps, eta=eta, clip_x0=self.clip_x0).x0
 
-            self._compiled[key] = sharding.ShardedApply(run, num_replicated=2, mesh=self._mesh)
+            self._compiled[key] = sharding.ShardedApply(run, num_replicated=2, mesh=self._mesh, rng_index=1)
         return self._compiled[key](self._params, rng, x0)
 
     def trajectory(self, rng: jax.Array, num_samples: int, every: int = 0, known: jax.Array | None = None,
@@ -89,7 +90,8 @@ class DiffusionGenerator:
         key = ("reverse", every, None if mask is None else mask.tobytes())
         if key not in self._compiled:
             self._compiled[key] = sharding.ShardedApply(self._reverse_fn(every, mask), num_replicated=2,
-                                                        out_batch_axes=(0, 1 if every else None), mesh=self._mesh)
+                                                        out_batch_axes=(0, 1 if every else None), mesh=self._mesh,
+                                                        rng_index=1)
         known = jnp.zeros((num_samples, self.window_chunks, self.latent_dim)) if known is None else known
         x0, trajectory = self._compiled[key](self._params, rng, known)
         steps = None if not every else gaussian.trajectory_steps(self.task.schedule.num_steps, self._steps(), every)
@@ -97,14 +99,7 @@ class DiffusionGenerator:
 
     # ---- internals ----------------------------------------------------------------------------------
     def _eps_fn(self, params) -> gaussian.EpsFn:
-        eps = self.task.eps_fn(params)
-        batch = sharding.batch_sharding(self._mesh)
-
-        def sharded_eps(x_t, noise_level):
-            # Pins the reverse process's state to the batch split, step after step.
-            return eps(jax.lax.with_sharding_constraint(x_t, batch), noise_level)
-
-        return sharded_eps
+        return self.task.eps_fn(params)
 
     def _steps(self) -> int:
         """Reverse steps of a full run: all N for ancestral sampling, `num_sampling_steps` (default N) for DDIM."""

@@ -68,7 +68,7 @@ class MDNGenerator:
         self.latent_dim = params["input_projection"]["kernel"].shape[0]  # d, the trained model's input width
         self.temperature = temperature
         self._generate = sharding.ShardedApply(functools.partial(_generate, model.clone(decode=True), temperature),
-                                               num_replicated=3, mesh=mesh)
+                                               num_replicated=3, mesh=mesh, rng_index=1)
         self._params = self._generate.replicate(params)
 
     def generate(self, rng: jax.Array, known: jax.Array, num_known: int) -> tuple[jax.Array, jax.Array]:

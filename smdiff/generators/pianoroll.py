@@ -40,8 +40,9 @@ class PianorollGenerator:
     model then reads an empty mask) or 'model' (a conditioned model also reads them as inputs; clamped too).
     num_resamplings > 1: RePaint-style resampling of every reverse step (`binomial.sample`), that many
     denoiser calls per step.
-    Each request is one jitted reverse process with its batch split over this process's devices
-    (`smdiff.training.sharding.ShardedApply`); the rolls do not depend on the number of devices.
+    Each request is one jitted reverse process with its batch split over this process's devices, in row
+    groups with their own keys (`smdiff.training.sharding.ShardedApply`'s group mode): the rolls do not
+    depend on the number of devices.
     """
 
     def __init__(self, task: BinomialTask, params, roll_shape: tuple[int, int], sampler: str = "posterior",
@@ -56,10 +57,10 @@ class PianorollGenerator:
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
         self.conditioning, self.num_resamplings = conditioning, num_resamplings
         self._unconditional = sharding.ShardedApply(functools.partial(self._reverse, return_trajectory=False),
-                                                    num_replicated=2)
+                                                    num_replicated=2, rng_index=1)
         self._with_trajectory = sharding.ShardedApply(functools.partial(self._reverse, return_trajectory=True),
-                                                      num_replicated=2, out_batch_axes=(0, 1))
-        self._clamped = sharding.ShardedApply(self._reverse_clamped, num_replicated=2)
+                                                      num_replicated=2, out_batch_axes=(0, 1), rng_index=1)
+        self._clamped = sharding.ShardedApply(self._reverse_clamped, num_replicated=2, rng_index=1)
         self._variations: dict[float, sharding.ShardedApply] = {}
         self.params = self._unconditional.replicate(params)
 
@@ -119,5 +120,5 @@ class PianorollGenerator:
             self._variations[strength] = sharding.ShardedApply(
                 lambda params, rng, rolls: binomial.variation(
                     self.task.process, self.task.denoiser(params), rng, rolls, strength, self.sampler,
-                    self.num_sampling_steps), num_replicated=2)
+                    self.num_sampling_steps), num_replicated=2, rng_index=1)
         return self._variations[strength](self.params, rng, self._check_rolls(rolls, "rolls"))
