@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a job on every GPU of one node in ONE process: jax sees all of them and the mesh's `data` axis
 # spans them (no jax.distributed needed). JAX_PLATFORMS=cuda makes a missing GPU an error, not a CPU run,
-# and SMDIFF_EXPECTED_DEVICES makes a missing GPU an error at start (jobs that check it: train).
+# and SMDIFF_EXPECTED_DEVICES makes a missing GPU an error at start (jobs that check it: train, sample,
+# pianoroll-eval, reverse-process).
 #
 #   launch/multi_gpu.sh [--gpus=0,1,2,3] [--dry_run] JOB -- <smdiff JOB flags>
 #

@@ -45,7 +45,7 @@ def sample(output_dir: str) -> None:
     from smdiff.tasks.latent_diffusion import LatentDiffusionTask
 
     model, params = small_vae()
-    windows = corpus_windows(num_tunes=12, num_train_tunes=10)
+    windows = corpus_windows(num_tunes=8, num_train_tunes=6)
     encoder = latent_codec.WindowEncoder(model, params)
     statistics = latent_codec.TrainStatistics(model.config.z_size)
     for batch in latent_codec.encode_windows(encoder, windows["train"], 64, {}):

@@ -86,12 +86,29 @@ def test_slurm_dry_run_prints_the_job_script():
 
 
 def test_slurm_single_process_jobs_get_one_task_with_every_gpu():
-    code, stdout, _ = _launch("slurm.sh", "--nodes=1", "--gpus_per_node=8", "--dry_run", "sample", "--", "--workdir=x")
+    code, stdout, _ = _launch("slurm.sh", "--nodes=1", "--gpus_per_node=8", "--dry_run", "evaluate", "--", "--workdir=x")
     lines = stdout.splitlines()
     assert code == 0 and "#SBATCH --ntasks-per-node=1" in lines and "#SBATCH --gpus-per-node=8" in lines
     assert "export SMDIFF_DISTRIBUTED=1" not in lines and "export SMDIFF_EXPECTED_DEVICES=8" in lines
-    code, _, stderr = _launch("slurm.sh", "--nodes=2", "--dry_run", "sample", "--", "--workdir=x")
+    code, _, stderr = _launch("slurm.sh", "--nodes=2", "--dry_run", "evaluate", "--", "--workdir=x")
     assert code == 2 and "one process on one node" in stderr
+
+
+@pytest.mark.parametrize("job", ["sample", "pianoroll-eval"])
+def test_sampling_jobs_run_as_one_process_per_device_group_everywhere(job):
+    """sample and pianoroll-eval share their chunks between processes, like train shares its batches."""
+    code, stdout, _ = _launch("local.sh", "--processes=2", "--dry_run", job, "--", "--output_dir=/tmp/x")
+    commands = [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
+    assert code == 0 and len(commands) == 2 and all(command[1] == "SMDIFF_DISTRIBUTED=1" for command in commands)
+    assert all(command[-2:] == [job, "--output_dir=/tmp/x"] for command in commands)
+    code, stdout, _ = _launch("slurm.sh", "--nodes=2", "--gpus_per_node=4", "--dry_run", job, "--", "--output_dir=x")
+    lines = stdout.splitlines()
+    assert code == 0 and "#SBATCH --ntasks-per-node=4" in lines and "export SMDIFF_DISTRIBUTED=1" in lines
+    assert "export SMDIFF_EXPECTED_DEVICES=8" in lines
+    code, stdout, _ = _launch("tpu_pod.sh", "--tpu=pod", "--zone=z", "--dry_run", job, "--", "--output_dir=gs://b/x")
+    command = _printed_command(stdout)
+    assert code == 0 and "--worker=all" in command
+    assert "SMDIFF_DISTRIBUTED=1" in shlex.split(next(a for a in command if a.startswith("--command=")))
 
 
 def test_tpu_pod_dry_run_runs_on_all_workers():
