@@ -11,12 +11,13 @@ PYTHON="${PYTHON:-python3}"
 # The jobs a launcher starts (`smdiff <job>`).
 JOBS=(train sample evaluate reverse-process pianoroll-eval build)
 # The jobs that join several processes with jax.distributed (smdiff/training/topology.py, called from
-# their main): train splits every batch; sample and pianoroll-eval split their chunks (each process makes
-# its own on all of its local devices; smdiff/sampling/shards.py). The others run as one process that
-# uses every device it sees: evaluate and reverse-process score one set of samples as a whole, and the
-# latent build (`build`) is TFDS's download_and_prepare, which writes each split from one process
-# (TFDS shards a build over workers only through Apache Beam, which the pinned stack cannot install).
-MULTI_PROCESS_JOBS=(train sample pianoroll-eval)
+# their main): train splits every batch; sample, pianoroll-eval and reverse-process split their chunks
+# (each process makes its own on all of its local devices; smdiff/sampling/shards.py). The others run as
+# one process that uses every device it sees: evaluate only scores saved samples (from any number of
+# processes), and the latent build (`build`) is TFDS's download_and_prepare, which writes each split
+# from one process (TFDS shards a build over workers only through Apache Beam, which the pinned stack
+# cannot install).
+MULTI_PROCESS_JOBS=(train sample pianoroll-eval reverse-process)
 
 die() {
   echo "$(basename "$0"): $*" >&2

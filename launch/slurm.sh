@@ -11,7 +11,7 @@
 #                   [--dry_run] JOB -- <smdiff JOB flags>
 #   CPU devices instead of GPUs (tests, CPU clusters): --cpu_tasks_per_node=K --cpu_devices_per_task=M
 #
-# JOB: train, sample, pianoroll-eval (multi-process) or evaluate, reverse-process, build (one process
+# JOB: train, sample, pianoroll-eval, reverse-process (multi-process) or evaluate, build (one process
 # on one node with every GPU of it). The job gets a coordinator port that is free on its first node,
 # a pre-timeout SIGTERM (--signal_seconds before the time limit; train saves and stops) after which the
 # job requeues itself to resume, and --requeue so a preempted job starts again. The workdir must be on a

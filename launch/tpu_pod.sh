@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Run a job on every worker of a Cloud TPU pod at once (gcloud ... ssh --worker=all). Each worker runs
 # one process with all of its TPU chips; SMDIFF_DISTRIBUTED=1 makes a multi-process job (train, sample,
-# pianoroll-eval) call jax.distributed.initialize(), which finds the pod's coordinator by itself; each
-# worker reads its rows of every global batch (train) or makes its own chunks (sample, pianoroll-eval).
+# pianoroll-eval, reverse-process) call jax.distributed.initialize(), which finds the pod's coordinator by itself; each
+# worker reads its rows of every global batch (train) or makes its own chunks (the others).
 # --expected_devices=N (the pod's chip count) stops a run that sees fewer.
 #
 #   launch/tpu_pod.sh --tpu=NAME --zone=ZONE [--project=P] [--repo_dir=smdiff] [--expected_devices=N] \
 #                     [--dry_run] JOB -- --gin_file=... --workdir=gs://bucket/run
 #
-# JOB: train, sample, pianoroll-eval (every worker), or evaluate, reverse-process, build (worker 0).
+# JOB: train, sample, pianoroll-eval, reverse-process (every worker), or evaluate, build (worker 0).
 # The repository (and a Python with smdiff) must already be on every worker at --repo_dir.
 # Environment: PYTHON (the workers' python, default python3), DRY_RUN=1.
 set -euo pipefail

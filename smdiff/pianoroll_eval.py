@@ -42,7 +42,7 @@ from smdiff.evaluation import plots, scoring
 from smdiff.generators import pianoroll_baselines
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 from smdiff.sampling import shards
-from smdiff.training import topology
+from smdiff.training import sharding, topology
 from smdiff.training.loop_helpers import enable_compilation_cache
 from smdiff.training.paths import is_url, run_path
 from smdiff.training.workdir import latest_step
@@ -107,7 +107,8 @@ def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generat
     shard_id = jax.process_index() if shard_id is None else shard_id
     num_shards = jax.process_count() if num_shards is None else num_shards
     conditions = task_conditions(test)
-    metadata = {**(metadata or {}), "num_segments": len(test["roll"]), "chunk_size": chunk_size, "seed": seed}
+    metadata = {**(metadata or {}), "num_segments": len(test["roll"]), "chunk_size": chunk_size, "seed": seed,
+                "rows_per_step": sharding.rows_per_step()}
     items = _work_items(len(test["roll"]), chunk_size)
     mine = [(task, chunk) for index, (task, chunk) in enumerate(items) if index % num_shards == shard_id]
     shards.check_same_run(generated_dir, TASKS, metadata)

@@ -5,6 +5,7 @@ The runs go through the real entry point (`python -m smdiff.cli train` with gin)
 start them; the model is the tiny melody VAE (gin/models/melody_vae_tiny.gin).
 """
 import dataclasses
+import json
 import os
 import pathlib
 import signal
@@ -155,8 +156,6 @@ def assert_same_params(expected: dict, actual: dict, rtol: float = 2e-5, atol: f
 
 def wait_for_step_logged(workdir: pathlib.Path, step: int, workers, log_dir, name, timeout: float = 400) -> None:
     """Blocks until metrics.jsonl has a record of `step` or later."""
-    import json
-
     path = workdir / "metrics.jsonl"
     deadline = time.time() + timeout
     while not (path.exists() and any(json.loads(line).get("step", -1) >= step
@@ -164,3 +163,38 @@ def wait_for_step_logged(workdir: pathlib.Path, step: int, workers, log_dir, nam
         assert all(worker.poll() is None for worker in workers), logs(log_dir, name)
         assert time.time() < deadline, f"step {step} not logged in time: {logs(log_dir, name)}"
         time.sleep(0.1)
+
+
+TIMING = ("seconds", "samples_per_second", "process_index", "local_devices")  # what may differ in a chunk marker
+
+
+def sampling_contents(out: pathlib.Path) -> dict:
+    """{relative path: bytes} of every file a sampling run wrote; a DONE.json marker as its JSON without
+    who made the chunk and how fast (topology.json and logs left out)."""
+    contents = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_dir() or path.name == "topology.json" or path.suffix == ".log":
+            continue
+        relative = str(path.relative_to(out))
+        if path.name == "DONE.json":
+            contents[relative] = {k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING}
+        else:
+            contents[relative] = path.read_bytes()
+    return contents
+
+
+def chunk_markers(out: pathlib.Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in out.rglob("DONE.json")] if out.exists() else []
+
+
+def assert_every_process_made_chunks(out: pathlib.Path, processes: int, devices: int) -> None:
+    """topology.json has processes x devices, every process made chunks, and each chunk's marker names
+    all the local devices of the process that made it."""
+    topology = json.loads((out / "topology.json").read_text())
+    assert (topology["process_count"], topology["device_count"]) == (processes, processes * devices)
+    by_process = {}
+    for device in topology["devices"]:
+        by_process.setdefault(device["process_index"], []).append(device["id"])
+    markers = chunk_markers(out)
+    assert {marker["process_index"] for marker in markers} == set(range(processes))
+    assert all(sorted(marker["local_devices"]) == sorted(by_process[marker["process_index"]]) for marker in markers)

@@ -21,6 +21,9 @@ import collections
 import os
 import sys
 
+# Row groups of 2 (smdiff/training/sharding.py), so that a chunk of 8 rows spreads over up to 4 devices.
+os.environ.setdefault("SMDIFF_ROWS_PER_STEP", "2")
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from smdiff.training import topology  # noqa: E402
 
-NUM_SAMPLES, SAMPLE_CHUNK = 12, 3  # 4 chunks per mode; 3 rows pad to 4 on 2 or 4 devices
-NUM_SEGMENTS, SEGMENT_CHUNK = 6, 3  # 5 tasks x 2 chunks
+NUM_SAMPLES, SAMPLE_CHUNK = 16, 8  # 2 chunks per mode, each 4 row groups (one per device of 4)
+NUM_SEGMENTS, SEGMENT_CHUNK = 8, 8  # 5 tasks x 1 chunk
 CHORALES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1")
 
 

@@ -94,9 +94,9 @@ def test_slurm_single_process_jobs_get_one_task_with_every_gpu():
     assert code == 2 and "one process on one node" in stderr
 
 
-@pytest.mark.parametrize("job", ["sample", "pianoroll-eval"])
+@pytest.mark.parametrize("job", ["sample", "pianoroll-eval", "reverse-process"])
 def test_sampling_jobs_run_as_one_process_per_device_group_everywhere(job):
-    """sample and pianoroll-eval share their chunks between processes, like train shares its batches."""
+    """The sampling jobs share their chunks between processes, like train shares its batches."""
     code, stdout, _ = _launch("local.sh", "--processes=2", "--dry_run", job, "--", "--output_dir=/tmp/x")
     commands = [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
     assert code == 0 and len(commands) == 2 and all(command[1] == "SMDIFF_DISTRIBUTED=1" for command in commands)

@@ -181,11 +181,14 @@ def test_reverse_process_scores_each_recorded_estimate_and_ends_at_the_sample(se
     params = task.init(jax.random.PRNGKey(0), {"latents": jax.numpy.asarray(held[:2])})
     generator = DiffusionGenerator(task, params, window_chunks=held.shape[1], sampler="ddim", num_sampling_steps=20)
     rng = jax.random.PRNGKey(4)
-    results = reverse_process.metrics_along_reverse_process(
-        generator, decoder, melody_sets.set_overlaps(train_events), held, num_samples=6, every=5, rng=rng)
+    chunks = str(tmp_path / "chunks")
+    for shard_id in range(2):  # two chunks of 3, as two processes would make them
+        reverse_process.make_chunks(generator, decoder, 6, 3, 5, rng, chunks, shard_id=shard_id, num_shards=2)
+    results = reverse_process.metrics_along_reverse_process(chunks, 6, 3, melody_sets.set_overlaps(train_events), held)
     assert results["steps"] == sorted(results["steps"], reverse=True) and len(results["steps"]) == 4
     assert all(len(results[name]) == 4 and np.isfinite(results[name]).all() for name in reverse_process.CURVES)
-    final = generator.sample(jax.random.split(rng)[0], 6)  # the same run, not recorded
+    sample_rng = jax.random.split(rng)[0]  # the same runs, not recorded
+    final = np.concatenate([generator.sample(jax.random.fold_in(sample_rng, chunk), 3) for chunk in range(2)])
     assert results["latent FD"][-1] == pytest.approx(latent_metrics.frechet_distance(held, final), rel=1e-4)
     path = reverse_process.write(results, str(tmp_path))
     assert os.path.getsize(path) > 0 and (tmp_path / "reverse_process.json").exists()

@@ -3,7 +3,6 @@ localhost), run by tests/sampling_processes.py as the jobs' mains run them: 2 pr
 1 process x 4 devices make the same bytes as 1 process x 1 device, every process makes only its own
 chunks on all of its devices, and a run with one process SIGKILLed mid-way, run again, ends with the same
 bytes and every chunk completed exactly once."""
-import json
 import re
 import signal
 import subprocess
@@ -15,31 +14,16 @@ import distributed_runs as runs
 
 PROGRAM = ("tests/sampling_processes.py",)
 JOBS = ("sample", "pianoroll")
-NUM_CHUNKS = {"sample": 2 * 4, "pianoroll": 5 * 2}  # modes x chunks, tasks x chunks (sampling_processes.py)
-TIMING = ("seconds", "samples_per_second", "process_index", "devices")  # what may differ in a chunk's marker
+NUM_CHUNKS = {"sample": 2 * 2, "pianoroll": 5 * 1}  # modes x chunks, tasks x chunks (sampling_processes.py)
 COMPLETED = re.compile(r"completed chunk (\S+)")
+
+# Each test starts 2 to 5 Python processes, each importing jax, TensorFlow and music21 and compiling its
+# sampler: minutes on 2 cores.
+pytestmark = pytest.mark.slow
 
 
 def _run(job, out, num_processes, devices_per_process, log_dir, name):
     runs.run([job, str(out)], num_processes, devices_per_process, log_dir, name, PROGRAM)
-
-
-def _contents(out):
-    """{relative path: bytes} of every output file; a marker without what says who made it and how fast."""
-    contents = {}
-    for path in sorted(out.rglob("*")):
-        if path.is_dir() or path.name == "topology.json":
-            continue
-        relative = str(path.relative_to(out))
-        if path.name == "DONE.json":
-            contents[relative] = {k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING}
-        else:
-            contents[relative] = path.read_bytes()
-    return contents
-
-
-def _markers(out):
-    return [json.loads(path.read_text()) for path in out.rglob("DONE.json")]
 
 
 def _completions(log_dir, name):
@@ -60,31 +44,19 @@ def reference(tmp_path_factory):
         if job not in made:
             out = tmp_path_factory.mktemp(f"{job}_1x1")
             _run(job, out / "out", 1, 1, out, "run")
-            made[job] = _contents(out / "out")
+            made[job] = runs.sampling_contents(out / "out")
             assert sum(name.endswith("DONE.json") for name in made[job]) == NUM_CHUNKS[job]
         return made[job]
 
     return contents
 
 
-def _assert_every_device_worked(out, processes, devices):
-    """Each chunk's marker names the process that made it and that process's devices, all of them."""
-    topology = json.loads((out / "topology.json").read_text())
-    assert (topology["process_count"], topology["device_count"]) == (processes, processes * devices)
-    by_process = {}
-    for device in topology["devices"]:
-        by_process.setdefault(device["process_index"], []).append(device["id"])
-    markers = _markers(out)
-    assert {marker["process_index"] for marker in markers} == set(range(processes))
-    assert all(sorted(marker["devices"]) == sorted(by_process[marker["process_index"]]) for marker in markers)
-
-
 @pytest.mark.parametrize("job", JOBS)
 def test_four_devices_make_the_bytes_of_one_device(job, reference, tmp_path):
     out = tmp_path / "out"
     _run(job, out, 1, 4, tmp_path, "1x4")
-    assert _contents(out) == reference(job)
-    _assert_every_device_worked(out, 1, 4)
+    assert runs.sampling_contents(out) == reference(job)
+    runs.assert_every_process_made_chunks(out, 1, 4)
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -94,7 +66,7 @@ def test_two_processes_killed_mid_run_and_rerun_make_the_bytes_of_one_each_chunk
     out = tmp_path / "out"
     workers = runs.start([job, str(out)], 2, 2, tmp_path, "killed", PROGRAM)
     deadline = time.time() + 400
-    while not any(marker.get("process_index") == 1 for marker in _markers(out) if out.exists()):
+    while not any(marker.get("process_index") == 1 for marker in runs.chunk_markers(out) if out.exists()):
         assert all(worker.poll() is None for worker in workers), runs.logs(tmp_path, "killed")
         assert time.time() < deadline, runs.logs(tmp_path, "killed")
         time.sleep(0.05)
@@ -104,12 +76,12 @@ def test_two_processes_killed_mid_run_and_rerun_make_the_bytes_of_one_each_chunk
     except subprocess.TimeoutExpired:
         pass
     runs.kill_all(workers)
-    assert 0 < len(_markers(out)) < NUM_CHUNKS[job]  # the kill left work to do
+    assert 0 < len(runs.chunk_markers(out)) < NUM_CHUNKS[job]  # the kill left work to do
 
     _run(job, out, 2, 2, tmp_path, "rerun")
-    assert _contents(out) == reference(job)
+    assert runs.sampling_contents(out) == reference(job)
     made = _completions(tmp_path, "killed")
     for chunk, count in _completions(tmp_path, "rerun").items():
         made[chunk] = made.get(chunk, 0) + count
     assert len(made) == NUM_CHUNKS[job] and set(made.values()) == {1}, made  # no chunk made twice
-    _assert_every_device_worked(out, 2, 2)
+    runs.assert_every_process_made_chunks(out, 2, 2)

@@ -100,9 +100,9 @@ def write_chunk(out_dir: str | os.PathLike, prefix: str, chunk: Chunk, write_fil
 
 
 def made_by() -> dict:
-    """What a chunk's marker records of who made it: this jax process and the devices it samples on (all
-    of its local devices, `smdiff.training.sharding.local_mesh`)."""
-    return {"process_index": jax.process_index(), "devices": [device.id for device in jax.local_devices()]}
+    """What a chunk's marker records of who made it: this jax process and the local devices its
+    generators deal their row groups over (`smdiff.training.sharding`)."""
+    return {"process_index": jax.process_index(), "local_devices": [device.id for device in jax.local_devices()]}
 
 
 def _publish(path: epath.Path, text: str) -> None:

@@ -33,6 +33,7 @@ from smdiff.codec.latent_codec import LatentDecoder
 from smdiff.data import melody
 from smdiff.generators import base
 from smdiff.sampling import shards
+from smdiff.training import sharding
 from smdiff.training.paths import run_path
 
 MODES = ("unconditional", "infilling", "continuation", "variation")
@@ -93,7 +94,7 @@ def run(generator, decoder: LatentDecoder, spec: SamplingSpec, output_dir: str, 
     shard_id = jax.process_index() if shard_id is None else shard_id
     num_shards = jax.process_count() if num_shards is None else num_shards
     mine = shards.shard_chunks(shards.plan_chunks(spec.num_samples, spec.chunk_size), shard_id, num_shards)
-    metadata = {**(metadata or {}), **dataclasses.asdict(spec)}
+    metadata = {**(metadata or {}), **dataclasses.asdict(spec), "rows_per_step": sharding.rows_per_step()}
     shards.check_same_run(output_dir, [spec.mode], metadata)
     todo = [chunk for chunk in mine if not shards.is_complete(output_dir, spec.mode, chunk)]
     logging.info("shard %d/%d: %d of its %d chunks to make in %s on %d local device(s)", shard_id, num_shards,

@@ -4,6 +4,8 @@ The mesh has a `data` axis over every device of every process; parameters are re
 are split on their leading dim. An `fsdp` axis would be a second mesh axis that parameter shardings
 name; nothing here assumes there is only one axis beyond `batch_sharding` using `data`.
 """
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +52,13 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
     return {name: jax.make_array_from_process_local_data(sharding, value) for name, value in local_batch.items()}
 
 
-ROWS_PER_STEP = 8  # rows of one device step in ShardedApply's group mode
+ROWS_PER_STEP = 32  # rows of one device step in ShardedApply's group mode (SMDIFF_ROWS_PER_STEP overrides)
+
+
+def rows_per_step() -> int:
+    """Rows of one device step in group mode: SMDIFF_ROWS_PER_STEP, default ROWS_PER_STEP. Samples depend
+    on it (not on the device count): the sampling jobs record it with their chunks."""
+    return int(os.environ.get("SMDIFF_ROWS_PER_STEP", ROWS_PER_STEP))
 
 
 class ShardedApply:
@@ -66,7 +74,8 @@ class ShardedApply:
     Two ways to split the batch:
     - plain (default): one jit over the mesh's `data` axis, each device taking n / devices rows;
     - group mode (`rng_index`: which replicated argument is an RNG key), for samplers whose output must
-      not depend on the number of devices: the rows are cut into groups of exactly `rows_per_step`; group
+      not depend on the number of devices: the rows are cut into groups of exactly `group_size` (default
+      `rows_per_step()`); group
       g runs as `fn(..., fold_in(key, g), ..., its rows)` on device g % devices, all groups through ONE
       single-device jitted program, dispatched asynchronously so that the devices work at once. A row's
       result then depends only on its group's key and rows, never on how many devices there are: with
@@ -75,13 +84,13 @@ class ShardedApply:
     """
 
     def __init__(self, fn, num_replicated: int, out_batch_axes: int | tuple[int | None, ...] = 0,
-                 mesh: Mesh | None = None, rng_index: int | None = None, rows_per_step: int = ROWS_PER_STEP):
+                 mesh: Mesh | None = None, rng_index: int | None = None, group_size: int | None = None):
         self.mesh = local_mesh() if mesh is None else mesh
         self._num_replicated = num_replicated
         self._out_batch_axes = out_batch_axes
         self._fn = fn
         self._rng_index = rng_index
-        self._rows_per_step = rows_per_step if rng_index is not None else 1
+        self._rows_per_step = (group_size or rows_per_step()) if rng_index is not None else 1
         self._jitted = None
 
     def replicate(self, tree):
@@ -89,7 +98,7 @@ class ShardedApply:
         return jax.device_put(tree, replicated(self.mesh))
 
     def padded_size(self, n: int) -> int:
-        """n rounded up to a multiple of the device count (plain) or of rows_per_step (group mode)."""
+        """n rounded up to a multiple of the device count (plain) or of the group size (group mode)."""
         multiple = self._rows_per_step if self._rng_index is not None else self.mesh.devices.size
         return -(-n // multiple) * multiple
 
