@@ -1,6 +1,7 @@
 """One process of a multi-process sampling run, for the scale-out tests (tests/test_sampling_processes.py):
 
     python tests/sampling_processes.py sample|pianoroll OUTPUT_DIR
+    python tests/sampling_processes.py sample OUTPUT_DIR NUM_SAMPLES CHUNK_SIZE DDIM_STEPS  (benchmarks)
 
 started N times with the environment `launch/local.sh --processes=N` gives each process
 (distributed_runs.process_env). Each does what the job's `main` does, in the same order and with the same
@@ -38,7 +39,8 @@ NUM_SEGMENTS, SEGMENT_CHUNK = 8, 8  # 5 tasks x 1 chunk
 CHORALES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1")
 
 
-def sample(output_dir: str) -> None:
+def sample(output_dir: str, num_samples: int = NUM_SAMPLES, chunk_size: int = SAMPLE_CHUNK,
+           ddim_steps: int = 4) -> None:
     from real_latents import corpus_windows, small_vae
 
     from smdiff.codec import latent_codec
@@ -60,10 +62,10 @@ def sample(output_dir: str) -> None:
         data_dim=held.shape[-1], d_model=32, num_layers=2, num_heads=2, mlp_dim=64, res_width=64, film_hidden=32,
         noise_encoding_dim=32)))
     prior = task.init(jax.random.PRNGKey(7), {"latents": jnp.asarray(held[:2])})
-    generator = DiffusionGenerator(task, prior, held.shape[1], sampler="ddim", num_sampling_steps=4)
+    generator = DiffusionGenerator(task, prior, held.shape[1], sampler="ddim", num_sampling_steps=ddim_steps)
     decoder = latent_codec.LatentDecoder(model, params, scaling)
     for mode in ("unconditional", "infilling"):
-        spec = store.SamplingSpec(mode, NUM_SAMPLES, SAMPLE_CHUNK, seed=3)
+        spec = store.SamplingSpec(mode, num_samples, chunk_size, seed=3)
         store.run(generator, decoder, spec, output_dir, held.shape[1], held)
     topology.wait_for_all("test sample: chunks made")
 
@@ -102,8 +104,8 @@ def pianoroll(output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    job, output_dir = sys.argv[1:]
+    job, output_dir, *sizes = sys.argv[1:]
     logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)  # the chunks' "completed chunk" records, counted by the tests
     topology.start(output_dir)
-    {"sample": sample, "pianoroll": pianoroll}[job](output_dir)
+    {"sample": sample, "pianoroll": pianoroll}[job](output_dir, *map(int, sizes))

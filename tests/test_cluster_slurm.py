@@ -2,7 +2,8 @@
 
 Two tasks x 2 CPU devices train the tiny melody VAE on real chunks of tests/data/midi through the job
 script the launcher writes (one task per device group, jax's own SLURM detection, a coordinator port free
-on the node, SMDIFF_EXPECTED_DEVICES) and must end with the parameters of one process with 4 devices.
+on the node, SMDIFF_EXPECTED_DEVICES) and must end with the parameters of one process with 4 devices;
+two tasks x 2 CPU devices run `smdiff sample` and must write the bytes of one process with one device.
 Skips, with the reason, where SLURM cannot run (not root, no apt-get, daemons that do not start).
 """
 import json
@@ -65,3 +66,48 @@ def test_slurm_two_tasks_train_like_one_process(slurm_env, data_dir, tmp_path):
     # Both tasks built the 4-device mesh and fed their rows of every batch (library records go to the job log).
     train_log = (workdir / "train.log").read_text()
     assert train_log.count("global batch 8 on 4 devices in 2 process(es)") == 2, train_log[-6000:]
+
+
+@pytest.fixture(scope="module")
+def sampling_inputs(data_dir, tmp_path_factory):
+    """(vae_workdir, data_dir): a tiny melody VAE trained 2 steps on the chunks, and melody_latents/embedded
+    (folk-tune windows of the embedded corpus, 64 per split) encoded by it, in data_dir."""
+    import tensorflow_datasets as tfds
+
+    import tfds_builders  # noqa: F401  (registers the builders)
+
+    logs = tmp_path_factory.mktemp("vae")
+    vae = logs / "vae"
+    runs.run(runs.train_flags(vae, data_dir, 2), 1, 1, logs, "vae")
+    limited = tfds.download.DownloadConfig(max_examples_per_split=64)
+    tfds.builder("melody_windows/embedded", data_dir=data_dir).download_and_prepare(download_config=limited)
+    tfds.builder("melody_latents/embedded", data_dir=data_dir, vae_workdir=str(vae)).download_and_prepare()
+    return str(vae), data_dir
+
+
+def test_slurm_two_tasks_sample_the_bytes_of_one_process(slurm_env, sampling_inputs, tmp_path):
+    """`smdiff sample` through launch/slurm.sh as 2 tasks x 2 CPU devices equals one process with one device;
+    every task made its own chunks (2 row groups each: both of its devices) and topology.json has all 4."""
+    vae, data_dir = sampling_inputs
+    flags = ["--generator=prior", "--mode=unconditional", "--mode=infilling", f"--vae_workdir={vae}",
+             "--latents=melody_latents/embedded", f"--data_dir={data_dir}", "--num_samples=32", "--chunk_size=16"]
+    env = {**slurm_env, **runs.COMPILATION_CACHE_ENV, "PYTHON": sys.executable, "SMDIFF_ROWS_PER_STEP": "8"}
+    for name in ("XLA_FLAGS", "JAX_PLATFORMS", "SMDIFF_DISTRIBUTED", "SMDIFF_EXPECTED_DEVICES"):
+        env.pop(name, None)  # the job script sets them
+    out = tmp_path / "slurm_samples"
+    submitted = subprocess.run(
+        [str(runs.REPO / "launch" / "slurm.sh"), "--nodes=1", "--cpu_tasks_per_node=2", "--cpu_devices_per_task=2",
+         "--cpus_per_task=1", f"--log_dir={tmp_path}", "--job_name=smdiff-sample", "--sbatch_arg=--wait", "sample",
+         "--", *flags, f"--output_dir={out}"], env=env, capture_output=True, text=True, timeout=900)
+    job_logs = "\n".join(path.read_text() for path in tmp_path.glob("smdiff-sample-*.log"))
+    assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr + job_logs[-6000:]
+    os.environ["SMDIFF_ROWS_PER_STEP"] = "8"  # for the one-process run below (runs.process_env copies os.environ)
+    try:
+        runs.run([*flags, f"--output_dir={tmp_path / 'one'}"], 1, 1, tmp_path, "one", ("-m", "smdiff.cli", "sample"))
+    finally:
+        del os.environ["SMDIFF_ROWS_PER_STEP"]
+    assert runs.sampling_contents(out) == runs.sampling_contents(tmp_path / "one")
+    assert len(runs.chunk_markers(out)) == 4  # 2 modes x 2 chunks
+    runs.assert_every_process_made_chunks(out, 2, 2)
+    topology = json.loads((out / "topology.json").read_text())
+    assert topology["expected_devices"] == 4
