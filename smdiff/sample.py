@@ -9,15 +9,16 @@ Generators (smdiff/generators/registry.py): `diffusion` (DDPM over all N diffusi
 --num_sampling_steps/--eta), `mdn` (at --temperature), `interpolation` (slerp between real latents of the test
 split; --interpolation_space=full, the default, slerps the whole z with noise-refilled unused dims as the
 released code, `active` the active dims only), `prior` (N(0, I) draws). Modes: `unconditional`, `infilling`, `continuation`, `variation`;
-conditional modes take their known latents from the test split of the latent dataset.
+conditional modes take their known latents from the test split of the latent dataset. `--task` and
+`--num_steps` are the old names of `--mode` and `--num_sampling_steps` (accepted until the next release).
 
 Across processes and hosts (launch/local.sh --processes=N, launch/slurm.sh, launch/tpu_pod.sh): the job
 joins jax.distributed like training (smdiff/training/topology.py; `topology.json` in --output_dir records
 the processes and devices), the shard is the process index and count (or --shard_id/--num_shards), and
 each process makes its own chunks on all of its local devices. The chunks are the same bytes for any
 number of processes and devices; a killed run is resumed by running it again (smdiff/sampling/shards.py).
-`--task` and `--num_steps` are the old names of `--mode` and
-`--num_sampling_steps` (accepted until the next release).
+
+    launch/local.sh --processes=2 sample -- --generator=diffusion --prior_workdir=... --output_dir=...
 """
 from __future__ import annotations
 

@@ -52,13 +52,18 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
     return {name: jax.make_array_from_process_local_data(sharding, value) for name, value in local_batch.items()}
 
 
-ROWS_PER_STEP = 32  # rows of one device step in ShardedApply's group mode (SMDIFF_ROWS_PER_STEP overrides)
+# Rows of one device step in ShardedApply's group mode: small on CPUs (so that a chunk spreads over
+# many simulated devices), large on accelerators (which need big batches to be busy).
+ROWS_PER_STEP = {"cpu": 32, "accelerator": 256}
 
 
 def rows_per_step() -> int:
-    """Rows of one device step in group mode: SMDIFF_ROWS_PER_STEP, default ROWS_PER_STEP. Samples depend
-    on it (not on the device count): the sampling jobs record it with their chunks."""
-    return int(os.environ.get("SMDIFF_ROWS_PER_STEP", ROWS_PER_STEP))
+    """Rows of one device step in group mode: SMDIFF_ROWS_PER_STEP, else ROWS_PER_STEP of the platform.
+    Samples depend on it (not on the device count): the sampling jobs record it with their chunks, and a
+    rerun with another value into the same output folder is refused."""
+    if "SMDIFF_ROWS_PER_STEP" in os.environ:
+        return int(os.environ["SMDIFF_ROWS_PER_STEP"])
+    return ROWS_PER_STEP["cpu" if jax.default_backend() == "cpu" else "accelerator"]
 
 
 class ShardedApply:
