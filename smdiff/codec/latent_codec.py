@@ -212,7 +212,7 @@ class LatentDecoder:
             events = model.apply({"params": params}, flat, sample_rng, temperature, method=model.decode)
             return events.reshape(x.shape[0], -1)  # [n, k * 32]
 
-        self._decode = sharding.ShardedApply(decode, num_replicated=2, rng_index=1)  # per-row: any device count
+        self._decode = sharding.ShardedApply(decode, num_replicated=2, rng_index=1)  # group mode: any device count
         self._params = self._decode.replicate(params)
 
     def __call__(self, rng: jax.Array, x: np.ndarray) -> np.ndarray:
