@@ -84,7 +84,7 @@ def pianoroll(output_dir: str) -> None:
     examples = [example for piece in pieces
                 for _, example in piece_segments(piece, "test", pitch_range, config, collections.Counter())]
     segments = {field: np.stack([example[field] for example in examples])
-                for field in ("roll", "tracks", "key_tonic", "key_mode")}
+                for field in ("roll", "tracks", "key_tonic", "key_mode", "piece")}
     test = {field: values[:NUM_SEGMENTS] for field, values in segments.items()}
     task = BinomialTask(model=UNet(UNetConfig(base_width=8, width_multipliers=(1, 2), blocks_per_level=1,
                                               attention_heads=2, attention_head_width=8)),
