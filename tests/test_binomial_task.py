@@ -100,17 +100,18 @@ def test_evaluation_scores_every_task_with_intervals_and_writes_the_rolls(traine
     generator = PianorollGenerator(task, result.state.params, test["roll"].shape[1:], num_sampling_steps=5)
     generated_dir = str(tmp_path / pianoroll_eval.GENERATED)
     for shard_id in range(2):  # two shards, as two processes would make them
-        pianoroll_eval.generate(generator, test, generated_dir, chunk_size=4, shard_id=shard_id, num_shards=2)
+        pianoroll_eval.generate(generator, test, generated_dir, chunk_size=6, shard_id=shard_id, num_shards=2)
+    assert len(test["roll"]) == 12
     assert len(list((tmp_path / pianoroll_eval.GENERATED).glob("*/DONE.json"))) == 5 * 2  # 5 tasks x 2 chunks
     lost = tmp_path / pianoroll_eval.GENERATED / "infilling-00001-of-00002"
     made = (lost / "rolls.npz").read_bytes()
     (lost / "DONE.json").unlink()  # as if the process making it had been killed before its marker
     with pytest.raises(FileNotFoundError, match="infilling-00001-of-00002"):
-        pianoroll_eval.load_generated(generated_dir, 6, 4)
-    pianoroll_eval.generate(generator, test, generated_dir, chunk_size=4, shard_id=1, num_shards=2)
+        pianoroll_eval.load_generated(generated_dir, 12, 6)
+    pianoroll_eval.generate(generator, test, generated_dir, chunk_size=6, shard_id=1, num_shards=2)
     assert (lost / "rolls.npz").read_bytes() == made  # made again, the same bytes
     results, uncertainty = pianoroll_eval.evaluate(
-        pianoroll_eval.load_generated(generated_dir, 6, 4), test, segments["roll"].astype(np.float32), density=0.07, pitch_range=pitch_range,
+        pianoroll_eval.load_generated(generated_dir, 12, 6), test, segments["roll"].astype(np.float32), density=0.07, pitch_range=pitch_range,
         steps_per_quarter=SEGMENTS.steps_per_quarter, output_dir=str(tmp_path), num_midi=2, num_resamples=100)
 
     tasks = ("unconditional", "harmonization", "infilling", "continuation", "variation")
