@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from smdiff.codec import latent_codec
 from smdiff.data import corpus, songs
-from smdiff.data.chunks import song_windows
+from smdiff.data.chunks import all_rest, song_windows
 from smdiff.data.melody import MelodyRules
 from smdiff.models.melody_vae import MelodyVAE, MelodyVAEConfig
 
@@ -58,6 +58,27 @@ def scaled_corpus_latents(num_tunes: int = 60, num_train_tunes: int = 50) -> dic
     statistics.update(encoded["train"]["sigma"], encoded["train"]["mu"], encoded["train"]["chunk_seed"])
     scaling = statistics.scaling()
     return {split: np.asarray(scaling.to_model(jnp.asarray(e["mu"])), np.float32) for split, e in encoded.items()}
+
+
+def sampling_setting(num_tunes: int = 12, num_train_tunes: int = 10):
+    """(scaling, held, decoder, real_events) for sampling and evaluation tests: the `small_vae` scaling from
+    the train windows' samples z, the scaled validation latents `held` [m, K, 5], a LatentDecoder, and
+    (train events [n, K * 32], held events [m, K * 32] in `held`'s order; the encoder drops windows with
+    an all-rest chunk)."""
+    model, params = small_vae()
+    windows = corpus_windows(num_tunes, num_train_tunes)
+    encoder = latent_codec.WindowEncoder(model, params)
+    statistics = latent_codec.TrainStatistics(model.config.z_size)
+    skipped = {}
+    for batch in latent_codec.encode_windows(encoder, windows["train"], 64, skipped):
+        statistics.update(batch.sigma, batch.z, batch.chunk_seed)
+    scaling = statistics.scaling()
+    held = np.concatenate([np.asarray(scaling.to_model(batch.z)) for batch in
+                           latent_codec.encode_windows(encoder, windows["validation"], 64, skipped)])
+    train_events = np.stack([w["events"].reshape(-1) for w in windows["train"]])
+    held_events = [w["events"] for w in windows["validation"] if not all_rest(w["events"]).any()]
+    return (scaling, held, latent_codec.LatentDecoder(model, params, scaling),
+            (train_events, np.stack(held_events).reshape(len(held_events), -1)))
 
 
 def latents_dataset(x: np.ndarray) -> tf.data.Dataset:

@@ -12,41 +12,28 @@ import numpy as np
 import pytest
 
 from smdiff import evaluate
-from smdiff.codec import latent_codec
-from smdiff.data.chunks import all_rest
 from smdiff.generators import base
 from smdiff.evaluation import overlap
 from smdiff.evaluation.notes import events_to_notes
 from smdiff.generators.baselines import InterpolationGenerator, PriorGenerator
 from smdiff.sampling import shards, store
-from smdiff.codec.latent_codec import LatentDecoder
 import real_latents
 
 
 @pytest.fixture(scope="module")
-def setting():
-    model, params = real_latents.small_vae()
-    windows = real_latents.corpus_windows(num_tunes=12, num_train_tunes=10)
-    encoder = latent_codec.WindowEncoder(model, params)
-    statistics = latent_codec.TrainStatistics(model.config.z_size)
-    skipped = {}
-    train = list(latent_codec.encode_windows(encoder, windows["train"], 64, skipped))
-    for batch in train:
-        statistics.update(batch.sigma, batch.z, batch.chunk_seed)
-    scaling = statistics.scaling()
-    held = np.concatenate([np.asarray(scaling.to_model(batch.z)) for batch in
-                           latent_codec.encode_windows(encoder, windows["validation"], 64, skipped)])
-    return scaling, held, LatentDecoder(model, params, scaling)
+def sampling_setting():
+    return real_latents.sampling_setting(num_tunes=12, num_train_tunes=10)
 
 
 @pytest.fixture(scope="module")
-def real_events():
-    """Events [m, k * 32] of the train and validation windows; the validation ones in the order of `held`
-    (the encoder drops windows with an all-rest chunk)."""
-    windows = real_latents.corpus_windows(num_tunes=12, num_train_tunes=10)
-    train = np.stack([w["events"].reshape(-1) for w in windows["train"]])
-    held = [w["events"] for w in windows["validation"] if not all_rest(w["events"]).any()]
-    return train, np.stack(held).reshape(len(held), -1)
+def setting(sampling_setting):
+    return sampling_setting[:3]
+
+
+@pytest.fixture(scope="module")
+def real_events(sampling_setting):
+    """Events [m, k * 32] of the train and validation windows; the validation ones in the order of `held`."""
+    return sampling_setting[3]
 
 
 def test_chunks_are_identical_whichever_shard_makes_them(setting, tmp_path):
