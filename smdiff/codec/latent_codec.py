@@ -9,9 +9,11 @@ dims with N(0, 1) draws, as the prior would.
 
 `WindowEncoder` turns event windows [n, k, 32] into (mu, sigma, z) [n, k, z_size] with the VAE encoder;
 z = mu + sigma * eps with eps seeded by the chunk (its song, its index in the melody and its events), as
-the released code encodes each song's chunks once: a chunk shared by up to k overlapping windows has the
-same z in each, and two passes over the data (statistics, then writing) draw the same z. The mean sigma
-that picks the active dims is a mean over distinct chunks, not weighted by how many windows hold a chunk.
+the released code encodes each song's chunks once: a chunk shared by up to k overlapping windows draws the
+same noise in each (its z agrees up to float32 rounding of the batched encoder, which may differ by an ulp
+with the row's position in the batch), and two passes over the data (statistics, then writing) draw the
+same z. The mean sigma that picks the active dims is a mean over distinct chunks, not weighted by how many
+windows hold a chunk.
 `LatentDecoder` turns x [n, k, d] back into events [n, k * 32]. Both run jitted and sharded over every
 device (`smdiff.training.sharding.ShardedApply`).
 """

@@ -25,7 +25,8 @@ look the name up among the registered builders. A new config of your own is a JS
 
 The train split is encoded twice (statistics, then writing), batched, jitted and sharded over every
 device; each chunk's z is seeded by the chunk (song, index, events), so both passes draw the same z and
-every window holding a chunk gets the same z for it (the released code encodes each song's chunks once).
+every window holding a chunk gets the same noise for it, hence the same z up to float32 rounding (the
+released code encodes each song's chunks once).
 The mean sigma that selects the active dims is taken over distinct train chunks.
 """
 from __future__ import annotations
