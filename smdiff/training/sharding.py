@@ -95,7 +95,7 @@ class ShardedApply:
         self._out_batch_axes = out_batch_axes
         self._fn = fn
         self._rng_index = rng_index
-        self._rows_per_step = (group_size or rows_per_step()) if rng_index is not None else 1
+        self._group_size = (group_size or rows_per_step()) if rng_index is not None else None
         self._jitted = None
 
     def replicate(self, tree):
@@ -104,7 +104,7 @@ class ShardedApply:
 
     def padded_size(self, n: int) -> int:
         """n rounded up to a multiple of the device count (plain) or of the group size (group mode)."""
-        multiple = self._rows_per_step if self._rng_index is not None else self.mesh.devices.size
+        multiple = self._group_size or self.mesh.devices.size
         return -(-n // multiple) * multiple
 
     def _out_sharding(self, axis: int | None):
@@ -137,7 +137,7 @@ class ShardedApply:
     def _call_in_groups(self, fixed, batched, n: int):
         if self._jitted is None:
             self._jitted = jax.jit(self._fn)  # the one program every device runs, on rows_per_step rows
-        group = self._rows_per_step
+        group = self._group_size
         batched = [np.asarray(_pad_rows(x, self.padded_size(n))) for x in batched]
         devices = list(self.mesh.devices.flat)
         on_device = [jax.tree.map(lambda x, device=device: _to_device(x, device), fixed) for device in devices]
@@ -152,7 +152,7 @@ class ShardedApply:
         axes = self._out_batch_axes
 
         def joined(parts, axis):
-            return None if parts[0] is None else jnp.concatenate([np.asarray(part) for part in parts], axis)
+            return None if parts[0] is None else np.concatenate([np.asarray(part) for part in parts], axis)
 
         if isinstance(axes, int):
             return self._cut(jax.tree.map(lambda *parts: joined(parts, axes), *results), n)
@@ -176,5 +176,6 @@ def _pad_rows(x, padded: int):
     return jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)]) if extra else x
 
 
-def _take_rows(x: jax.Array, n: int, axis: int) -> jax.Array:
-    return jax.lax.slice_in_dim(x, 0, n, axis=axis)
+def _take_rows(x, n: int, axis: int):
+    """The first n rows of x along `axis`, as the same kind of array (group mode joins on the host)."""
+    return x[(slice(None),) * axis + (slice(0, n),)]
