@@ -123,6 +123,24 @@ def test_variation_strength_controls_how_much_changes():
         binomial.variation(SHORT, identity, jax.random.PRNGKey(3), x0, 0.0)
 
 
+def test_paper_variation_state_before_the_last_step_is_the_forward_marginal():
+    """With a denoiser that knows x0 until its last call, where it returns its input (so the output is the
+    state x_1), the paper sampler's x_1 must be q(x_1 | x0): a cell differs from x0 with probability
+    beta_1 * P(noise != x0). Reverting to the partially noised start instead halves that at strength 0.5."""
+    x0 = (jnp.arange(64 * 32 * 16).reshape(64, 32, 16) % 5 == 0).astype(jnp.float32)
+    oracle_then_identity = lambda x_t, t: jnp.where(_per_cell(t == 1, x_t), x_t, x0)  # noqa: E731
+    out = binomial.variation(SHORT, oracle_then_identity, jax.random.PRNGKey(4), x0, 0.5, sampler="paper")
+    x0_on = float(x0.mean())
+    expected = (1 / 20) * (x0_on * (1 - 0.07) + (1 - x0_on) * 0.07)  # beta_1 * P(noise != x0)
+    observed = float(jnp.mean(out != x0))
+    sigma = np.sqrt(expected * (1 - expected) / x0.size)
+    assert abs(observed - expected) <= 5 * sigma, (observed, expected)
+
+
+def _per_cell(flags, like):
+    return flags.reshape(flags.shape + (1,) * (like.ndim - 1))
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="density"):
         binomial.BinomialProcess(density=0.0)

@@ -151,6 +151,7 @@ def sample(
     num_sampling_steps: int | None = None,
     return_trajectory: bool = False,
     num_resamplings: int = 1,
+    noise: jax.Array | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Runs the reverse process from step `start_step` (default T) down to 0.
 
@@ -159,6 +160,8 @@ def sample(
 
     shape: [B, time, pitch]. known/mask (optional, broadcastable to shape): cells to clamp to `known`.
     start: x at `start_step` (default: a draw from Bernoulli(r), the process's x_T).
+    noise: the paper sampler's revert target, a Bernoulli(r) roll (default: `start`, which is that roll when
+    the run starts at T; a run from a partially noised start passes the noise its start was drawn from).
     num_resamplings (RePaint, needs known/mask): each reverse step t -> s is taken that many times, the first
     ones re-noised from s back to t (`renoise`); denoiser calls: num_sampling_steps * num_resamplings.
     Returns x0 float {0, 1} [B, time, pitch], and with `return_trajectory` also the states after each
@@ -181,6 +184,7 @@ def sample(
     rng, start_rng, clamp_rng = jax.random.split(rng, 3)
     if start is None:
         start = jax.random.bernoulli(start_rng, process.density, shape).astype(jnp.float32)
+    noise = start if noise is None else noise
     if known is not None:
         known = jnp.broadcast_to(jnp.asarray(known, jnp.float32), shape)
         mask = jnp.broadcast_to(jnp.asarray(mask, bool), shape)
@@ -196,7 +200,7 @@ def sample(
             if sampler == "posterior":
                 x_s = posterior_step(process, step_rng, x_t, x0_probability, t_batch, s_batch)
             else:
-                x_s = paper_step(process, step_rng, start, x0_probability, s_batch)
+                x_s = paper_step(process, step_rng, noise, x0_probability, s_batch)
             if known is not None:
                 x_s = clamp(process, clamp_rng, x_s, known, mask, s_batch)
             return x_s
@@ -228,14 +232,20 @@ def variation(
     """A variation of real rolls x0 [B, time, pitch]: noise them to step round(strength * T), denoise.
 
     strength in (0, 1]: near 0 returns (almost) the piece, 1 ignores it (an unconditional sample).
+    The start is x0 with each cell redrawn from a Bernoulli(r) roll with probability beta; the paper
+    sampler reverts to that roll (not to the start, which would hold x0's cells at every level and so
+    depart from the forward marginal the sampler assumes).
     """
     if not 0.0 < strength <= 1.0:
         raise ValueError(f"strength must be in (0, 1], got {strength}")
     start_step = max(1, round(strength * process.num_steps))
     noise_rng, sample_rng = jax.random.split(rng)
     x0 = jnp.asarray(x0, jnp.float32)
-    start = q_sample(process, noise_rng, x0, jnp.full((x0.shape[0],), start_step))
+    keep_rng, draw_rng = jax.random.split(noise_rng)
+    noise = jax.random.bernoulli(draw_rng, process.density, x0.shape).astype(jnp.float32)
+    keep = jax.random.uniform(keep_rng, x0.shape) < process.alpha(start_step)
+    start = jnp.where(keep, x0, noise)  # a draw of q(x_start | x0)
     if num_sampling_steps is not None:  # the same step size as a full-length run of num_sampling_steps
         num_sampling_steps = max(1, min(start_step, round(num_sampling_steps * strength)))
     return sample(process, denoise, sample_rng, x0.shape, sampler, start=start, start_step=start_step,
-                  num_sampling_steps=num_sampling_steps)
+                  num_sampling_steps=num_sampling_steps, noise=noise)
