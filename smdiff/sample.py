@@ -34,7 +34,7 @@ from smdiff.generators.baselines import SPACES
 from smdiff.generators.diffusion import SAMPLERS
 from smdiff.generators.registry import GENERATORS, BuildContext, SamplerOptions
 from smdiff.sampling import shards, store
-from smdiff.training import topology
+from smdiff.training import topology, workdir
 from smdiff.training.loop_helpers import enable_compilation_cache
 from smdiff.training.paths import is_url
 
@@ -43,6 +43,9 @@ RENAMED_FLAGS = {"task": "mode", "num_steps": "num_sampling_steps"}
 FLAGS = jobflags.namespace()
 flags.DEFINE_enum("generator", "diffusion", list(GENERATORS), "which generator to sample", flag_values=FLAGS)
 flags.DEFINE_string("prior_workdir", None, "train workdir of the diffusion or MDN prior", flag_values=FLAGS)
+flags.DEFINE_enum("prior_weights", "ema", ["ema", "raw"], "the prior's EMA params (where its run kept them, "
+                  "else its params) or its raw params; the chunk markers record which were used",
+                  flag_values=FLAGS)
 flags.DEFINE_string("vae_workdir", None, "train workdir of the melody VAE that decodes the latents",
                     flag_values=FLAGS)
 flags.DEFINE_string("latents", "melody_latents/embedded", "the prepared latent dataset (name/config)",
@@ -84,13 +87,16 @@ def main(argv: Sequence[str]) -> None:
     enable_compilation_cache()
     scaling = LatentScaling.load(tfds_io.dataset_dir(FLAGS.latents, FLAGS.data_dir))
     test_latents = tfds_io.load_split(FLAGS.latents, "test", FLAGS.data_dir, ["latents"])["latents"].astype("float32")
-    prior = configurables.load_trained(FLAGS.prior_workdir) if registration.needs_prior else None
+    prior, prior_weights = None, None
+    if registration.needs_prior:
+        prior = configurables.load_trained(FLAGS.prior_workdir, ema=FLAGS.prior_weights == "ema")
+        prior_weights = "ema" if FLAGS.prior_weights == "ema" and workdir.kept_ema(FLAGS.prior_workdir) else "raw"
     options = SamplerOptions(FLAGS.sampler, FLAGS.num_sampling_steps, FLAGS.eta, FLAGS.temperature,
                              FLAGS.interpolation_space)
     generator = registration.build(BuildContext(scaling, test_latents, prior, options))
     vae_task, vae_params = configurables.load_trained(FLAGS.vae_workdir)
     decoder = LatentDecoder(vae_task.model, vae_params, scaling)
-    metadata = {"generator": FLAGS.generator, "prior_workdir": FLAGS.prior_workdir,
+    metadata = {"generator": FLAGS.generator, "prior_workdir": FLAGS.prior_workdir, "prior_weights": prior_weights,
                 "vae_workdir": FLAGS.vae_workdir, "latents": FLAGS.latents, "sampler": FLAGS.sampler,
                 "num_sampling_steps": FLAGS.num_sampling_steps, "eta": FLAGS.eta, "temperature": FLAGS.temperature,
                 "interpolation_space": FLAGS.interpolation_space if FLAGS.generator == "interpolation" else None}

@@ -19,6 +19,7 @@ import pytest
 
 from smdiff.training import loop as train_module
 from smdiff.training import input_pipeline, sharding
+from smdiff.training import workdir as workdir_module
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.train_state import create_train_state, make_train_step
@@ -372,3 +373,18 @@ def test_run_paths_keep_urls_and_make_local_paths_absolute(tmp_path, monkeypatch
     checkpointer = Checkpointer("relative/checkpoints")  # Orbax needs an absolute local directory
     assert checkpointer.all_steps() == [] and os.path.isdir(tmp_path / "relative" / "checkpoints")
     checkpointer.close()
+
+
+def test_a_run_says_whether_it_kept_ema_params_and_restores_the_ones_asked_for(tmp_path):
+    """`smdiff sample --prior_weights` and its chunk markers rely on these: raw and EMA params differ
+    where the run kept an EMA, and asking for the EMA of a run without one gives its params."""
+    mesh = sharding.replicated(sharding.make_mesh())
+    for ema_decay in (0.9, 0.0):
+        workdir = tmp_path / f"ema_{ema_decay}"
+        train_tiny(workdir, 4, ema_decay=ema_decay)
+        assert workdir_module.kept_ema(str(workdir)) == (ema_decay > 0)
+        checkpointer = Checkpointer(str(workdir / "checkpoints"))
+        ema, raw = (jax.device_get(checkpointer.restore_params(mesh, ema=flag)) for flag in (True, False))
+        checkpointer.close()
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema), jax.tree.leaves(raw)))
+        assert same == (ema_decay == 0)

@@ -88,6 +88,10 @@ class Checkpointer:
         multihost_utils.sync_global_devices(f"smdiff checkpoint {step} set aside")
         self._manager.reload()
 
+    def kept_ema(self, step: int) -> bool:
+        """Whether the checkpoint of `step` holds EMA params (the run trained with ema_decay > 0)."""
+        return self._manager.item_metadata(step)["state"].get("ema_params") is not None
+
     def restore_params(self, sharding: jax.sharding.Sharding, ema: bool = True, step: int | None = None):
         """Only the parameters of `step` (default: latest), placed with `sharding`: the EMA params when
         `ema` and the run kept them, else the raw params. Needs no Task or optimizer."""
@@ -95,7 +99,7 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
         saved = self._manager.item_metadata(step)["state"]
-        key = "ema_params" if ema and saved.get("ema_params") is not None else "params"
+        key = "ema_params" if ema and self.kept_ema(step) else "params"
         abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved[key])
         _drop_late_callbacks_of_abandoned_reads()
         restored = self._manager.restore(step, args=ocp.args.Composite(

@@ -34,6 +34,15 @@ def restore_params(workdir: str, ema: bool = True, step: int | None = None) -> t
     return params, restored_step
 
 
+def kept_ema(workdir: str, step: int | None = None) -> bool:
+    """Whether the run's checkpoint of `step` (default: the latest) holds EMA params."""
+    checkpointer = Checkpointer(run_path(workdir) / "checkpoints")
+    try:
+        return checkpointer.kept_ema(checkpointer.latest_step() if step is None else step)
+    finally:
+        checkpointer.close()
+
+
 def latest_step(workdir: str) -> int | None:
     """The step of the workdir's newest checkpoint (None: none saved)."""
     checkpointer = Checkpointer(run_path(workdir) / "checkpoints")
