@@ -43,7 +43,9 @@ class Settings:
 FULL = Settings(max_examples=None, vae_steps=None, prior_steps=None, mdn_steps=None, num_samples=1000,
                 diffusion_sampler=(), reverse_every=50)
 QUICK = Settings(max_examples=1500, vae_steps=300, prior_steps=300, mdn_steps=300, num_samples=100,
-                 diffusion_sampler=("--sampler=ddim", "--num_sampling_steps=50"), reverse_every=5)
+                 # eta=1: on the quick demo's weak prior, DDIM eta=0 over-disperses (benchmarks/RESULTS.md,
+                 # "the samplers' spread"); eta=1 at 50 steps is within the 1000-step DDPM's intervals.
+                 diffusion_sampler=("--sampler=ddim", "--num_sampling_steps=50", "--eta=1"), reverse_every=5)
 
 
 def _python(*args: str) -> list[str]:

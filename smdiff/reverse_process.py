@@ -128,6 +128,7 @@ flags.DEFINE_integer("chunk_size", 250, "samples per chunk (the unit of resuming
 flags.DEFINE_integer("every", 50, "record the x0 estimate every this many reverse steps", flag_values=FLAGS)
 flags.DEFINE_enum("sampler", "ddpm", SAMPLERS, "diffusion sampler", flag_values=FLAGS)
 flags.DEFINE_integer("num_sampling_steps", None, "DDIM steps (default: all N diffusion steps)", flag_values=FLAGS)
+flags.DEFINE_float("eta", 0.0, "DDIM stochasticity (1 = ancestral)", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "seed of the sampling, decoding and GT draws", flag_values=FLAGS)
 
 
@@ -147,7 +148,7 @@ def main(argv: Sequence[str]) -> None:
     if not isinstance(task, LatentDiffusionTask):
         raise TypeError(f"{FLAGS.prior_workdir} trained a {type(task).__name__}, not a LatentDiffusionTask")
     generator = DiffusionGenerator(task, params, test_latents.shape[1], sampler=FLAGS.sampler,
-                                   num_sampling_steps=FLAGS.num_sampling_steps)
+                                   num_sampling_steps=FLAGS.num_sampling_steps, eta=FLAGS.eta)
     vae_task, vae_params = configurables.load_trained(FLAGS.vae_workdir)
     scaling = LatentScaling.load(tfds_io.dataset_dir(FLAGS.latents, FLAGS.data_dir))
     decoder = LatentDecoder(vae_task.model, vae_params, scaling)
@@ -155,7 +156,7 @@ def main(argv: Sequence[str]) -> None:
     make_chunks(generator, decoder, FLAGS.num_samples, FLAGS.chunk_size, FLAGS.every, jax.random.PRNGKey(FLAGS.seed),
                 chunks_dir, {"prior_workdir": FLAGS.prior_workdir, "vae_workdir": FLAGS.vae_workdir,
                              "sampler": FLAGS.sampler, "num_sampling_steps": FLAGS.num_sampling_steps,
-                             "seed": FLAGS.seed})
+                             "eta": FLAGS.eta, "seed": FLAGS.seed})
     topology.wait_for_all("smdiff reverse-process: chunks made")
     if jax.process_index() == 0:
         results = metrics_along_reverse_process(chunks_dir, FLAGS.num_samples, FLAGS.chunk_size, ground_truth,
