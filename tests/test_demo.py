@@ -9,7 +9,8 @@ import pytest
 from smdiff import demo
 
 TINY = dataclasses.replace(demo.QUICK, max_examples=300, vae_steps=30, prior_steps=30, mdn_steps=30,
-                           num_samples=16, diffusion_sampler=("--sampler=ddim", "--num_sampling_steps=5", "--eta=1"), reverse_every=1)
+                           num_samples=16, diffusion_sampler=("--sampler=ddim", "--num_sampling_steps=5", "--eta=1"),
+                           reverse_every=1)
 
 
 @pytest.mark.slow
