@@ -22,7 +22,7 @@ from smdiff.training import input_pipeline, sharding
 from smdiff.training import workdir as workdir_module
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.optimizer import OptimizerConfig
-from smdiff.training.train_state import create_train_state, make_train_step
+from smdiff.training.train_state import create_train_state, make_eval_step, make_train_step
 from training_tiny_task import (COMPILATION_CACHE_ENV, TinyRegressionTask, compilation_cache,  # noqa: F401
                                 regression_arrays, regression_dataset, train_tiny)
 
@@ -214,6 +214,37 @@ def test_train_loop_equals_the_step_by_step_loop(tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     written = {record["step"]: record["train/loss"] for record in records if "train/loss" in record}
     assert written == logged
+
+
+def test_evaluation_sums_on_device_and_logs_the_float32_host_means(tmp_path, monkeypatch):
+    """The logged eval means are the float32 sums over the eval batches, computed here on the host one
+    batch at a time, divided by the batch count; the loop keeps the sums on device (jax arrays, not
+    numpy values) and fetches them once per evaluation."""
+    num_batches = 3
+    result = train_tiny(tmp_path, 4, eval_every_steps=4, num_eval_batches=num_batches)
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    logged = {name: value for record in records if record.get("step") == 4
+              for name, value in record.items() if name.startswith("eval")}
+
+    mesh, task = sharding.make_mesh(), TinyRegressionTask()
+    eval_step = make_eval_step(task, mesh)
+    examples = input_pipeline.random_access(regression_dataset(24))
+    rng = jax.random.PRNGKey(3 + 1)
+    expected = {}
+    for prefix, params in (("eval", result.state.params), ("eval_ema", result.state.ema_params)):
+        total = np.float32(0)
+        for index, batch in enumerate(input_pipeline.eval_batches(examples, 16, num_batches)):
+            metrics = eval_step(params, sharding.global_batch(batch, mesh), jax.random.fold_in(rng, index))
+            total += np.asarray(metrics["mse"], np.float32)
+        expected[f"{prefix}/mse"] = float(total) / num_batches
+    assert logged == expected
+
+    fetches = []  # (jax's transfer guard cannot tell: on CPUs, device arrays are already host memory)
+    device_get = jax.device_get
+    monkeypatch.setattr(jax, "device_get", lambda tree: fetches.append(tree) or device_get(tree))
+    means = train_module._evaluate(eval_step, result.state, examples, 16, num_batches, mesh, seed=3)
+    assert means == expected
+    assert len(fetches) == 1 and all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(fetches[0]))
 
 
 def test_checkpoint_retention_keeps_last_n_and_every_m(tmp_path):

@@ -7,7 +7,6 @@ checkpoint on the same trajectory, on any number of processes.
 import dataclasses
 
 import jax
-import numpy as np
 from absl import logging
 from tqdm import tqdm
 
@@ -15,7 +14,7 @@ from smdiff.models.params import count_params
 from smdiff.training import input_pipeline, sharding
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
 from smdiff.training.input_pipeline import DataSource
-from smdiff.training.loop_helpers import MetricWindow, NonFiniteStepError, device_prefetch
+from smdiff.training.loop_helpers import MetricWindow, NonFiniteStepError, add_metrics, device_prefetch
 from smdiff.training.optimizer import OptimizerConfig
 from smdiff.training.paths import run_path
 from smdiff.training.preemption import PreemptionWatch
@@ -240,7 +239,8 @@ def _newest_readable(checkpointer: Checkpointer, fresh_state: TrainState, steps:
 
 def _evaluate(eval_step, state: TrainState, eval_examples, global_batch_size: int, num_batches: int,
               mesh, seed: int) -> dict[str, float]:
-    """Means over the fixed evaluation batches, of the params and (under `eval_ema/`) of the EMA params."""
+    """Means over the fixed evaluation batches, of the params and (under `eval_ema/`) of the EMA params.
+    The sums stay on device; the host fetches them once, at the end."""
     variants = {"eval": state.params}
     if state.ema_params is not None:
         variants["eval_ema"] = state.ema_params
@@ -251,7 +251,7 @@ def _evaluate(eval_step, state: TrainState, eval_examples, global_batch_size: in
         batch = sharding.global_batch(batch, mesh)
         for prefix, params in variants.items():
             metrics = eval_step(params, batch, jax.random.fold_in(rng, index))
-            sums[prefix] = metrics if prefix not in sums else jax.tree.map(np.add, sums[prefix], metrics)
+            sums[prefix] = metrics if prefix not in sums else add_metrics(sums[prefix], metrics)
         count += 1
     return {f"{prefix}/{name}": float(value) / count
             for prefix, metrics in jax.device_get(sums).items() for name, value in metrics.items()}

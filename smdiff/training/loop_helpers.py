@@ -79,6 +79,12 @@ _NONE_BAD = -1
 
 
 @jax.jit
+def add_metrics(sums: dict[str, jax.Array], metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """sums + metrics, metric by metric, on device (one jitted dispatch; does not block)."""
+    return jax.tree.map(jnp.add, sums, metrics)
+
+
+@jax.jit
 def _start_window(metrics: dict[str, jax.Array], step: jax.Array):
     """(sums, (first bad step or -1, its loss, its grad norm)) of a window holding one step."""
     bad = metrics["finite"] == 0
@@ -88,7 +94,7 @@ def _start_window(metrics: dict[str, jax.Array], step: jax.Array):
 @jax.jit
 def _add_to_window(sums: dict[str, jax.Array], first_bad, metrics: dict[str, jax.Array], step: jax.Array):
     """The window with one more step: sums + metrics, and the first bad step kept if there was one."""
-    sums = jax.tree.map(jnp.add, sums, metrics)
+    sums = add_metrics(sums, metrics)
     new_bad = (metrics["finite"] == 0) & (first_bad[0] == _NONE_BAD)
     candidate = (step, metrics["loss"], metrics["grad_norm"])
     return sums, tuple(jnp.where(new_bad, new, old) for old, new in zip(first_bad, candidate))
