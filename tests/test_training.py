@@ -21,7 +21,7 @@ from smdiff.training import loop as train_module
 from smdiff.training import input_pipeline, sharding
 from smdiff.training import workdir as workdir_module
 from smdiff.training.checkpointing import Checkpointer, DamagedCheckpointError
-from smdiff.training.optimizer import OptimizerConfig
+from smdiff.training.optimizer import OptimizerConfig, ema_decay_at, ema_update
 from smdiff.training.train_state import create_train_state, make_eval_step, make_train_step
 from training_tiny_task import (COMPILATION_CACHE_ENV, TinyRegressionTask, compilation_cache,  # noqa: F401
                                 regression_arrays, regression_dataset, train_tiny)
@@ -419,3 +419,14 @@ def test_a_run_says_whether_it_kept_ema_params_and_restores_the_ones_asked_for(t
         checkpointer.close()
         same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema), jax.tree.leaves(raw)))
         assert same == (ema_decay == 0)
+
+
+def test_ema_is_warmed_up_so_a_short_run_forgets_its_initialisation():
+    """ema_n = init * prod(d_t) + p * (1 - prod(d_t)) for constant params p, d_t = min(decay, (1+t)/(10+t))."""
+    ema, params = {"w": jnp.zeros(3)}, {"w": jnp.ones(3)}
+    for t in range(300):
+        ema = ema_update(ema, params, 0.999, jnp.asarray(t))
+    kept = np.prod([min(0.999, (1 + t) / (10 + t)) for t in range(300)])
+    np.testing.assert_allclose(np.asarray(ema["w"]), 1.0 - kept, rtol=1e-5)
+    assert kept < 0.05 < 0.999 ** 300  # plain 0.999 would keep 74% of the initialisation
+    assert float(ema_decay_at(0.999, 10**6)) == pytest.approx(0.999)

@@ -57,7 +57,7 @@ def train(workdir: str, task: Task, train_data: DataSource, eval_data: DataSourc
       optimizer: Adam, learning-rate schedule and clipping.
       global_batch_size: examples per step over all devices (must divide by the device count).
       num_train_steps: total steps of the run (a resumed run continues up to it).
-      ema_decay: decay of the parameter EMA; 0 disables it.
+      ema_decay: decay of the parameter EMA, warmed up over the first steps (`optimizer.ema_decay_at`); 0 disables it.
       seed: fixes initialisation, per-step RNG and the data order (the same on any topology).
       log_every_steps: train metrics (averaged since the last write), steps/s and examples/s.
       eval_every_steps, num_eval_batches: evaluation on the same `num_eval_batches` batches each time

@@ -78,7 +78,17 @@ def zero_gradients_above_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.stateless(zero_if_too_large)
 
 
-def ema_update(ema_params, params, decay: float):
-    """One step of the exponential moving average: ema <- decay * ema + (1 - decay) * params."""
-    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p.astype(e.dtype), ema_params, params)
+def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
+    """The decay of update number `step` (0 for the first): min(decay, (1 + step) / (10 + step)), the
+    warm-up of TF's ExponentialMovingAverage(num_updates), so that a short run's EMA is not mostly its
+    initialisation (plain 0.999 keeps 74% of it after 300 steps)."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema_params, params, decay: float, step: jax.Array):
+    """One step of the exponential moving average: ema <- d * ema + (1 - d) * params, d = ema_decay_at."""
+    d = ema_decay_at(decay, step)
+    return jax.tree.map(lambda e, p: d.astype(e.dtype) * e + (1.0 - d).astype(e.dtype) * p.astype(e.dtype),
+                        ema_params, params)
 

@@ -112,7 +112,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: opta
         grad_norm = optax.global_norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ema_params = None if state.ema_params is None else ema_update(state.ema_params, params, ema_decay)
+        ema_params = None if state.ema_params is None else ema_update(state.ema_params, params, ema_decay, state.step)
         new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params, opt_state=opt_state)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
