@@ -5,7 +5,11 @@
         [--conditioning=model (a conditioned U-Net) --num_resamplings=1]
 
 Tasks (each on the same test segments): unconditional sampling, harmonization of the soprano, infilling
-of the middle half, continuation of the first half, and variation. Systems: the model, independent
+of the middle half, continuation of the first half, and variation. A model of voice-channel rolls
+(--dataset=pianorolls/bach_chorales_voices: [T, P, 4], S, A, T, B) makes them over all voices (harmonization: the
+soprano channel given, the others generated) and is scored on its channels merged, the same tables as a merged
+model's; its harmonizations' harmony metrics read the channels as the voices (exact, `model`) and, for comparison
+with a merged model, the merged roll by pitch order (`model_merged`). Systems: the model, independent
 Bernoulli noise at the data's density in the generated cells, the real test segments (a calibration row),
 and for harmonization the given melody alone, the diatonic-triad rule baseline and another chorale's lower
 voices transposed to the segment's key (`pianoroll_baselines`), with the harmony metrics
@@ -36,7 +40,8 @@ from smdiff import configurables, jobflags, joblog
 from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key
 from smdiff.data.melody import note_sequence_to_midi_file
-from smdiff.data.pianoroll import PitchRange, roll_to_note_sequence, roll_to_notes
+from smdiff.data.pianoroll import PitchRange, channels_to_tracks, roll_to_note_sequence, roll_to_notes
+from smdiff.diffusion.conditioning import voice_channel_mask
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.evaluation import plots, scoring
 from smdiff.generators import pianoroll_baselines
@@ -54,32 +59,40 @@ GENERATED = "generated"  # the model's rolls, in chunks, under the output folder
 
 def load_segments(name: str, data_dir: str | None, split: str, original_key_only: bool = False,
                   limit: int | None = None) -> dict[str, np.ndarray]:
-    """A split of `pianorolls` as numpy arrays: roll [n, T, P], tracks [n, V, T, P], key_tonic/key_mode/piece [n]."""
+    """A split of `pianorolls` as numpy arrays: roll [n, T, P] (voice channels: [n, T, P, V]), tracks [n, V, T, P],
+    key_tonic/key_mode/piece [n]."""
     return tfds_io.load_split(name, split, data_dir, ("roll", "tracks", "key_tonic", "key_mode", "piece"), limit=limit,
                               where=(lambda example: example["transpose"] == 0) if original_key_only else None)
 
 
 def task_conditions(test: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{task: (the rolls the model starts from [n, T, P], the cells given to it [n, T, P] bool)}: the test
-    segments for every task, their soprano for harmonization (nothing given for unconditional and variation)."""
-    rolls = test["roll"].astype(np.float32)  # [n, T, P]
+    """{task: (the rolls the model starts from [n, T, P(, V)], the cells given to it, bool of their shape)}: the
+    test segments for every task (nothing given for unconditional and variation), their soprano for harmonization:
+    its top-voice cells (`melody_mask`), or for voice-channel rolls [n, T, P, V] its whole channel."""
+    rolls = test["roll"].astype(np.float32)  # [n, T, P(, V)]
     num_steps = rolls.shape[1]
-    soprano = test["tracks"][:, 0].astype(np.float32)
+    per_step = (1, num_steps) + (1,) * (rolls.ndim - 2)
     middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
     prefix = np.arange(num_steps) < num_steps // 2
     nothing_given = np.zeros(rolls.shape, bool)
+    if rolls.ndim == 4:
+        soprano_given = np.asarray(voice_channel_mask(rolls.shape, 0))
+        harmonization = (np.where(soprano_given, rolls, 0.0), soprano_given)
+    else:
+        soprano = test["tracks"][:, 0].astype(np.float32)
+        harmonization = (soprano, melody_mask(soprano))
     return {
         "unconditional": (rolls, nothing_given),
-        "harmonization": (soprano, melody_mask(soprano)),
-        "infilling": (rolls, np.broadcast_to(middle[None, :, None], rolls.shape)),
-        "continuation": (rolls, np.broadcast_to(prefix[None, :, None], rolls.shape)),
+        "harmonization": harmonization,
+        "infilling": (rolls, np.broadcast_to(middle.reshape(per_step), rolls.shape)),
+        "continuation": (rolls, np.broadcast_to(prefix.reshape(per_step), rolls.shape)),
         "variation": (rolls, nothing_given),
     }
 
 
 def _model_rolls(generator: PianorollGenerator, task: str, rng: jax.Array, known: np.ndarray,
                  given: np.ndarray) -> np.ndarray:
-    """The model's rolls [n, T, P] bool for `task`, from the segments' `known` rolls and `given` cells."""
+    """The model's rolls [n, T, P(, V)] bool for `task`, from the segments' `known` rolls and `given` cells."""
     if task == "unconditional":
         rolls = generator.sample(rng, len(known))
     elif task == "variation":
@@ -98,7 +111,7 @@ def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generat
              seed: int = 0, metadata: dict | None = None, shard_id: int | None = None,
              num_shards: int | None = None) -> None:
     """Makes this shard's chunks of the model's rolls in `generated_dir` (`<task>-00001-of-00004/rolls.npz`:
-    `model` bool [m, T, P] and `segment_index` [m]), skipping chunks a killed run already finished.
+    `model` bool [m, T, P(, V)] and `segment_index` [m]), skipping chunks a killed run already finished.
 
     The (task, chunk) pairs are dealt round robin over the shards (default: the jax process index and
     count). A chunk's randomness comes from (seed, task, chunk index) alone and the generator's output does
@@ -134,7 +147,7 @@ def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generat
 
 
 def load_generated(generated_dir: str, num_segments: int, chunk_size: int) -> dict[str, np.ndarray]:
-    """{task: the model's rolls bool [n, T, P]} from the chunks of every process.
+    """{task: the model's rolls bool [n, T, P(, V)]} from the chunks of every process.
 
     Raises:
       FileNotFoundError: naming the chunks that are not complete (a process died: rerun to make them).
@@ -158,11 +171,19 @@ def evaluate(generated: dict[str, np.ndarray], test: dict[str, np.ndarray], trai
     """Scores of the model's rolls (`generate`, `load_generated`) and the baselines on the test segments,
     with their uncertainty; rolls, MIDI and figures under output_dir.
 
+    Voice-channel rolls (test roll [n, T, P, V], the model's, train_rolls) are scored with their channels merged,
+    against the same baselines as a merged model (density: of the merged rolls); the model's harmonizations also
+    with the channels as exact voices (`model`) and merged, by pitch order (`model_merged`).
     Returns ({task: {system: {metric: value}}}, {task: `metrics.bootstrap_summary`}): the second holds the
     OA scores' intervals over `num_resamples` bootstrap resamples of the segments.
     """
     steps_per_bar = 4 * steps_per_quarter
     lowest = pitch_range.lowest_pitch
+    model_voices = {}
+    if test["roll"].ndim == 4:
+        model_voices = {"model": channels_to_tracks(generated["harmonization"])}  # [n, V, T, P]
+        generated = {task: rolls.max(axis=-1) for task, rolls in generated.items()}
+        test, train_rolls = {**test, "roll": test["roll"].max(axis=-1)}, train_rolls.max(axis=-1)
     rolls = test["roll"].astype(np.float32)  # [n, T, P]
     keys = [Key(int(tonic), MODES[int(mode)]) for tonic, mode in zip(test["key_tonic"], test["key_mode"])]
     train_overlaps = metrics.roll_overlaps(train_rolls, lowest, steps_per_bar)
@@ -174,13 +195,14 @@ def evaluate(generated: dict[str, np.ndarray], test: dict[str, np.ndarray], trai
 
     soprano = conditions["harmonization"][0]
     # Harmonizations with exact voices (harmony metrics): Bach's and the training-free rule / transposed-Bach rows.
-    voiced = {"test_data": test["tracks"], **pianoroll_baselines.harmonization_baselines(
+    voiced = {"test_data": test["tracks"], **model_voices, **pianoroll_baselines.harmonization_baselines(
         test["tracks"], keys, test["piece"], steps_per_quarter, lowest)}
     # task: the baselines' rolls, made in this order from one noise stream
     baselines = {
         "unconditional": lambda: {"bernoulli": metrics.bernoulli_rolls(noise, rolls.shape, density)},
         "harmonization": lambda: {"bernoulli": with_noise(*conditions["harmonization"]), "melody_only": soprano, **{
-            system: tracks.max(axis=1).astype(np.float32) for system, tracks in voiced.items() if system != "test_data"}},
+            system: tracks.max(axis=1).astype(np.float32) for system, tracks in voiced.items()
+            if system not in ("test_data", *model_voices)}},
         "infilling": lambda: {"bernoulli": with_noise(*conditions["infilling"])},
         "continuation": lambda: {"bernoulli": with_noise(*conditions["continuation"])},
         "variation": dict,
@@ -198,11 +220,12 @@ def evaluate(generated: dict[str, np.ndarray], test: dict[str, np.ndarray], trai
         uncertainty[task] = metrics.bootstrap_summary(
             metrics.oa_bootstrap(overlaps, train_overlaps, num_resamples, seed))
         if task == "harmonization":
-            values, intervals = scoring.score_harmony(outputs, voiced, soprano, steps_per_quarter, lowest,
-                                                      num_resamples, seed)
+            merged = {f"{system}_merged": outputs[system] for system in model_voices}  # read by pitch order
+            values, intervals = scoring.score_harmony({**outputs, **merged}, voiced, soprano, steps_per_quarter,
+                                                      lowest, num_resamples, seed)
             for system in values:
-                results[task][system].update(values[system])
-                uncertainty[task][system].update(intervals[system])
+                results[task].setdefault(system, {}).update(values[system])
+                uncertainty[task].setdefault(system, {}).update(intervals[system])
         if task == "variation":  # how much of the source piece a variation keeps
             results[task]["model"].update({f"kept_{k}": v for k, v in metrics.note_precision_recall_f1(
                 outputs["model"], rolls, lowest).items()})
@@ -328,7 +351,8 @@ def main(argv: Sequence[str]) -> None:
         return
     generated = load_generated(generated_dir, len(test["roll"]), FLAGS.chunk_size)
     train_rolls = load_segments(FLAGS.dataset, FLAGS.data_dir, "train", original_key_only=True)["roll"]
-    results, uncertainty = evaluate(generated, test, train_rolls, statistics["density"], pitch_range,
+    density = statistics["merged_density"] if test["roll"].ndim == 4 else statistics["density"]  # of merged rolls
+    results, uncertainty = evaluate(generated, test, train_rolls, density, pitch_range,
                                     statistics["steps_per_quarter"], FLAGS.seed, output_dir)
     for name, value in (("metrics.json", results), ("bootstrap.json", uncertainty)):
         (run_path(output_dir) / name).write_text(json.dumps(value, indent=2))

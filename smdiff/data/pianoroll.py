@@ -2,7 +2,8 @@
 
 A *note array* is int32 [n, 3] of (start_step, end_step, pitch) with end exclusive, the format the
 overlapping-area metric reads. A *roll* is a binary array [time, num_pitches] whose column j is MIDI
-pitch `lowest_pitch + j`. A binary roll cannot tell a held note from a repeated one: converting a roll
+pitch `lowest_pitch + j`; a *voice-channel roll* [time, num_pitches, V] holds one roll per voice (chorales:
+S, A, T, B), the channel-last layout of the voice-separated `tracks` [V, time, num_pitches]. A binary roll cannot tell a held note from a repeated one: converting a roll
 back to notes reads every run of ones in a column as one note.
 """
 from __future__ import annotations
@@ -55,6 +56,16 @@ def notes_to_roll(notes: np.ndarray, num_steps: int, pitch_range: PitchRange) ->
             raise ValueError(f"pitch {pitch} outside {pitch_range}")
         roll[max(start, 0):min(end, num_steps), column] = 1
     return roll
+
+
+def tracks_to_channels(tracks: np.ndarray) -> np.ndarray:
+    """Voice-separated rolls [..., V, time, pitch] -> voice-channel rolls [..., time, pitch, V]."""
+    return np.moveaxis(np.asarray(tracks), -3, -1)
+
+
+def channels_to_tracks(rolls: np.ndarray) -> np.ndarray:
+    """Voice-channel rolls [..., time, pitch, V] -> voice-separated rolls [..., V, time, pitch]."""
+    return np.moveaxis(np.asarray(rolls), -1, -3)
 
 
 def roll_to_notes(roll: np.ndarray, lowest_pitch: int) -> np.ndarray:

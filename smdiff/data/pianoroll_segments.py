@@ -13,7 +13,7 @@ import numpy as np
 
 from smdiff.data import tune_groups
 from smdiff.data.keys import MODES, estimate_key
-from smdiff.data.pianoroll import Piece, PitchRange, notes_to_roll, segment_starts
+from smdiff.data.pianoroll import Piece, PitchRange, notes_to_roll, segment_starts, tracks_to_channels
 
 SPLITS = ("train", "validation", "test")
 
@@ -64,11 +64,13 @@ def choose_pitch_range(pieces: Sequence[Piece], config: SegmentConfig, multiple_
 
 
 def piece_segments(
-    piece: Piece, split: str, pitch_range: PitchRange, config: SegmentConfig, skips: collections.Counter
+    piece: Piece, split: str, pitch_range: PitchRange, config: SegmentConfig, skips: collections.Counter,
+    voice_channels: bool = False,
 ) -> Iterator[tuple[str, dict]]:
     """(key, example) for every segment of a piece, transposed copies on the train split only.
 
-    example: `roll` uint8 [T, P] (all tracks merged), `tracks` uint8 [V, T, P], `piece`, `start_step`,
+    example: `roll` uint8 [T, P] (all tracks merged; with `voice_channels` [T, P, V], one channel per track),
+    `tracks` uint8 [V, T, P], `piece`, `start_step`,
     `transpose`, `key_tonic`, `key_mode` (index into MODES) of the transposed piece.
     Skipped transpositions (out of range) and empty segments are counted in `skips`.
     """
@@ -90,7 +92,7 @@ def piece_segments(
                 skips["empty segment"] += 1
                 continue
             example = {
-                "roll": segment.max(axis=0),
+                "roll": tracks_to_channels(segment) if voice_channels else segment.max(axis=0),
                 "tracks": segment,
                 "piece": piece.name,
                 "start_step": start,
@@ -102,20 +104,28 @@ def piece_segments(
 
 
 def roll_statistics(rolls: Iterator[np.ndarray]) -> dict[str, float]:
-    """Density of ones r, mean/max polyphony of sounding frames, and how many segments were seen."""
-    ones = cells = sounding_frames = max_polyphony = count = 0
-    for roll in rolls:  # [T, P]
-        per_frame = roll.sum(axis=1)
-        ones += int(per_frame.sum())
+    """Density of ones r (over every cell, channels included), mean/max polyphony of sounding frames (of the
+    channels merged), and how many segments were seen; rolls [T, P] or voice-channel rolls [T, P, V], which also
+    get `merged_density`, the density of their channels merged (a merged roll's r)."""
+    ones = cells = merged_ones = merged_cells = sounding_frames = max_polyphony = count = 0
+    for roll in rolls:  # [T, P] or [T, P, V]
+        ones += int(roll.sum())
         cells += roll.size
+        merged = roll.max(axis=-1) if roll.ndim == 3 else roll  # [T, P]
+        per_frame = merged.sum(axis=1)
+        merged_ones += int(per_frame.sum())
+        merged_cells += merged.size
         sounding_frames += int((per_frame > 0).sum())
         max_polyphony = max(max_polyphony, int(per_frame.max()))
         count += 1
     if count == 0:
         raise ValueError("no segments to compute statistics over")
-    return {
+    statistics = {
         "density": ones / cells,
-        "mean_polyphony": ones / max(sounding_frames, 1),
+        "mean_polyphony": merged_ones / max(sounding_frames, 1),
         "max_polyphony": max_polyphony,
         "num_segments": count,
     }
+    if merged_cells < cells:
+        statistics["merged_density"] = merged_ones / merged_cells
+    return statistics

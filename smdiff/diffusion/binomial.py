@@ -8,7 +8,8 @@ with r the data's density of ones, t = 0..T (x_0 = the data, x_T ~ Bernoulli(r))
 at step t keeps a cell with probability gamma_t = alpha_t / alpha_{t-1} and otherwise redraws it from
 Bernoulli(r); the exact posterior below is derived from that one-step kernel.
 
-A denoiser is a function `(x_t [B, T, P] float in {0, 1}, t [B] int) -> x0 probabilities [B, T, P]`.
+A denoiser is a function `(x_t [B, T, P] float in {0, 1}, t [B] int) -> x0 probabilities [B, T, P]`; every function
+here works cell by cell, so voice-channel rolls [B, T, P, V] go through unchanged.
 Conditioning needs no retraining: the known cells (`mask` True) are replaced at every step by a
 forward-noised copy of the known roll, so they come out exactly equal to it at t = 0. RePaint-style
 resampling (Lugmayr et al. 2022; `num_resamplings`) repeats each reverse step after re-noising its clamped
@@ -158,7 +159,7 @@ def sample(
     num_sampling_steps (default: all, one per process step) < start_step jumps between evenly spaced
     steps (the posterior is exact for any jump; the paper's sampler reverts with that step's beta).
 
-    shape: [B, time, pitch]. known/mask (optional, broadcastable to shape): cells to clamp to `known`.
+    shape: [B, time, pitch] (or [B, time, pitch, V]). known/mask (optional, broadcastable to shape): cells to clamp to `known`.
     start: x at `start_step` (default: a draw from Bernoulli(r), the process's x_T).
     noise: the paper sampler's revert target, a Bernoulli(r) roll (default: `start`, which is that roll when
     the run starts at T; a run from a partially noised start passes the noise its start was drawn from).

@@ -3,7 +3,8 @@ harmonization and variation. Known cells are always clamped (no retraining: the 
 with RePaint-style resampling; a conditioned U-Net can also read them as inputs (`conditioning='model'`).
 
 Unlike the latent generators of `base.py`, this one works on binary rolls [n, time, pitch] of the
-`pianorolls` dataset; `infill` keeps that interface's meaning with time steps in place of latents
+`pianorolls` dataset, or voice-channel rolls [n, time, pitch, V] (`bach_chorales_voices`: S, A, T, B) for a model
+trained on them; `infill` keeps that interface's meaning with time steps in place of latents
 (`known_mask` [time] bool, True = given, returned exactly).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smdiff.diffusion import binomial
+from smdiff.diffusion import binomial, conditioning as conditioning_masks
 from smdiff.tasks.binomial import BinomialTask
 from smdiff.training import sharding
 
@@ -32,7 +33,8 @@ def melody_mask(melody: np.ndarray) -> np.ndarray:
 
 
 class PianorollGenerator:
-    """Holds a BinomialTask and its params; every method returns float {0, 1} rolls [n, time, pitch].
+    """Holds a BinomialTask and its params; every method returns float {0, 1} rolls [n, *roll_shape]
+    (roll_shape: (time, pitch), or (time, pitch, V) for a model of voice-channel rolls).
 
     sampler: 'posterior' (exact binomial posterior given the predicted x0) or 'paper' (Atassi's XOR
     sampler); num_sampling_steps: reverse steps per sample (default T, the paper's 100).
@@ -45,7 +47,7 @@ class PianorollGenerator:
     depend on the number of devices.
     """
 
-    def __init__(self, task: BinomialTask, params, roll_shape: tuple[int, int], sampler: str = "posterior",
+    def __init__(self, task: BinomialTask, params, roll_shape: tuple[int, ...], sampler: str = "posterior",
                  num_sampling_steps: int | None = None, conditioning: str = "clamp", num_resamplings: int = 1):
         if sampler not in binomial.SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {binomial.SAMPLERS}")
@@ -65,7 +67,7 @@ class PianorollGenerator:
         self.params = self._unconditional.replicate(params)
 
     def _reverse(self, params, rng, template, return_trajectory: bool):
-        """template [n, time, pitch] gives only the batch's shape (after padding)."""
+        """template [n, *roll_shape] gives only the batch's shape (after padding)."""
         return binomial.sample(self.task.process, self.task.denoiser(params), rng, template.shape, self.sampler,
                                num_sampling_steps=self.num_sampling_steps, return_trajectory=return_trajectory)
 
@@ -77,16 +79,21 @@ class PianorollGenerator:
 
     def _check_rolls(self, rolls: np.ndarray, what: str) -> jax.Array:
         rolls = jnp.asarray(rolls, jnp.float32)
-        if rolls.ndim != 3 or rolls.shape[1:] != self.roll_shape:
-            raise ValueError(f"{what} must be rolls [n, {self.roll_shape[0]}, {self.roll_shape[1]}], got {rolls.shape}")
+        if rolls.shape[1:] != self.roll_shape:
+            raise ValueError(f"{what} must be rolls [n, {', '.join(map(str, self.roll_shape))}], got {rolls.shape}")
         return rolls
 
+    @property
+    def voice_channels(self) -> bool:
+        """Whether the model makes voice-channel rolls [n, time, pitch, V]."""
+        return len(self.roll_shape) == 3
+
     def sample(self, rng: jax.Array, num_samples: int) -> jax.Array:
-        """Unconditional rolls [num_samples, time, pitch]."""
+        """Unconditional rolls [num_samples, *roll_shape]."""
         return self._unconditional(self.params, rng, self._template(num_samples))
 
     def sample_with_trajectory(self, rng: jax.Array, num_samples: int) -> tuple[jax.Array, jax.Array]:
-        """(rolls [n, time, pitch], every reverse state as bool [steps, n, time, pitch], last = rolls)."""
+        """(rolls [n, *roll_shape], every reverse state as bool [steps, n, *roll_shape], last = rolls)."""
         return self._with_trajectory(self.params, rng, self._template(num_samples))
 
     def _template(self, num_samples: int) -> jax.Array:
@@ -95,26 +102,34 @@ class PianorollGenerator:
         return jnp.zeros((num_samples, *self.roll_shape), jnp.float32)
 
     def complete(self, rng: jax.Array, known: np.ndarray, cell_mask: np.ndarray) -> jax.Array:
-        """Generates the cells where `cell_mask` (broadcastable to known [n, time, pitch]) is False."""
+        """Generates the cells where `cell_mask` (broadcastable to known [n, *roll_shape]) is False."""
         known = self._check_rolls(known, "known")
         mask = jnp.broadcast_to(jnp.asarray(cell_mask, bool), known.shape)
         return self._clamped(self.params, rng, known, mask)
 
     def infill(self, rng: jax.Array, known: np.ndarray, known_mask: np.ndarray) -> jax.Array:
-        """Regenerates the time steps where `known_mask` [time] is False (all pitches); continuation is a
-        prefix mask, the paper's middle-half infilling a mask of the two outer quarters."""
+        """Regenerates the time steps where `known_mask` [time] is False (all pitches and voices); continuation is
+        a prefix mask, the paper's middle-half infilling a mask of the two outer quarters."""
         known_mask = np.asarray(known_mask)
         if known_mask.dtype != np.bool_ or known_mask.shape != (self.roll_shape[0],):
             raise ValueError(f"known_mask must be bool [{self.roll_shape[0]}], got {known_mask.dtype} {known_mask.shape}")
-        return self.complete(rng, known, known_mask[:, None])
+        return self.complete(rng, known, known_mask.reshape(known_mask.shape + (1,) * (len(self.roll_shape) - 1)))
 
     def harmonize(self, rng: jax.Array, melody: np.ndarray) -> jax.Array:
-        """Adds lower voices under a given top-voice melody roll [n, time, pitch] (see `melody_mask`)."""
-        melody = np.asarray(self._check_rolls(melody, "melody"))
-        return self.complete(rng, melody, melody_mask(melody))
+        """Adds lower voices under a given top-voice melody roll [n, time, pitch]: the cells of `melody_mask`
+        given; for voice channels, the melody is the whole soprano channel and the other voices are generated."""
+        if not self.voice_channels:
+            melody = np.asarray(self._check_rolls(melody, "melody"))
+            return self.complete(rng, melody, melody_mask(melody))
+        melody = np.asarray(melody, np.float32)  # [n, time, pitch]
+        if melody.ndim != 3 or melody.shape[1:] != self.roll_shape[:2]:
+            raise ValueError(f"melody must be rolls [n, {self.roll_shape[0]}, {self.roll_shape[1]}], got {melody.shape}")
+        shape = (len(melody), *self.roll_shape)
+        soprano = np.asarray(conditioning_masks.voice_channel_mask(shape, 0))
+        return self.complete(rng, np.where(soprano, melody[..., None], 0), soprano)
 
     def vary(self, rng: jax.Array, rolls: np.ndarray, strength: float) -> jax.Array:
-        """Variations of real rolls: noise them to step round(strength * T) and denoise (strength in (0, 1])."""
+        """Variations of real rolls [n, *roll_shape]: noise them to step round(strength * T) and denoise (strength in (0, 1])."""
         strength = float(strength)
         if strength not in self._variations:
             self._variations[strength] = sharding.ShardedApply(

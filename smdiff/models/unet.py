@@ -7,10 +7,11 @@ full self-attention and another ResNet block; the mirror-image up path with skip
 ResNet block and a 1x1 convolution to one logit per cell. Time enters as a sinusoidal embedding
 followed by an MLP. Paper: base width 48, width multipliers (1, 2, 4, 4).
 
-The roll [batch, time, pitch] is an image with one channel; time and pitch must divide by
-2 ** (len(width_multipliers) - 1). A `conditioned` U-Net also reads the known cells and their mask as two more
-input channels (the known roll where the mask is set, 0 elsewhere; the mask), so one model can be trained on
-random conditioning masks (`smdiff.diffusion.conditioning`) and serve every task.
+The roll [batch, time, pitch] is an image with one channel, a voice-channel roll [batch, time, pitch, C] one
+with C (one per voice): the input and output channels follow the data; time and pitch must divide by
+2 ** (len(width_multipliers) - 1). A `conditioned` U-Net also reads the known cells and their mask as more
+input channels, two per roll channel (the known roll where the mask is set, 0 elsewhere; the mask), so one model
+can be trained on random conditioning masks (`smdiff.diffusion.conditioning`) and serve every task.
 
 `dtype` (config) is the compute dtype of the convolutions and dense layers ('bfloat16' for mixed
 precision); parameters, group norms, the attention softmaxes, the residual stream and the output logits
@@ -112,9 +113,9 @@ class FullAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """(x_t [B, time, pitch] in {0, 1}, t [B][, known, mask]) -> x0 logits [B, time, pitch].
+    """(x_t [B, time, pitch(, C)] in {0, 1}, t [B][, known, mask]) -> x0 logits of x_t's shape.
 
-    known (float {0, 1}) and mask (bool, True = given), both [B, time, pitch]: required by a `conditioned` model
+    known (float {0, 1}) and mask (bool, True = given), both of x_t's shape: required by a `conditioned` model
     (an all-False mask asks for an unconditional sample), refused by the others.
     """
 
@@ -125,9 +126,9 @@ class UNet(nn.Module):
                  mask: jax.Array | None = None) -> jax.Array:
         config = self.config
         factor = config.downsampling_factor
-        if x_t.ndim != 3 or x_t.shape[1] % factor or x_t.shape[2] % factor:
-            raise ValueError(f"UNet needs rolls [batch, time, pitch] with time and pitch divisible by {factor}, "
-                             f"got {x_t.shape}")
+        if x_t.ndim not in (3, 4) or x_t.shape[1] % factor or x_t.shape[2] % factor:
+            raise ValueError(f"UNet needs rolls [batch, time, pitch] or [batch, time, pitch, channels] with time and "
+                             f"pitch divisible by {factor}, got {x_t.shape}")
         if config.conditioned != (known is not None and mask is not None):
             raise ValueError("a conditioned UNet needs `known` and `mask`, an unconditioned one takes neither"
                              f" (conditioned={config.conditioned})")
@@ -142,10 +143,12 @@ class UNet(nn.Module):
         time_embedding = nn.Dense(embedding_width, dtype=config.dtype)(
             nn.gelu(nn.Dense(embedding_width, dtype=config.dtype)(time_embedding)))
 
-        x = 2.0 * x_t[..., None].astype(jnp.float32) - 1.0  # [B, T, P, 1] in {-1, 1}
-        if config.conditioned:  # [B, T, P, 3]: x_t, the known cells in {-1, 1} (0 where not given), the mask
-            given = mask[..., None].astype(jnp.float32)
-            x = jnp.concatenate([x, given * (2.0 * known[..., None].astype(jnp.float32) - 1.0), given], axis=-1)
+        as_image = (lambda roll: roll[..., None]) if x_t.ndim == 3 else (lambda roll: roll)  # noqa: E731
+        x = 2.0 * as_image(x_t).astype(jnp.float32) - 1.0  # [B, T, P, C] in {-1, 1}
+        roll_channels = x.shape[-1]
+        if config.conditioned:  # [B, T, P, 3C]: x_t, the known cells in {-1, 1} (0 where not given), the mask
+            given = as_image(mask).astype(jnp.float32)
+            x = jnp.concatenate([x, given * (2.0 * as_image(known).astype(jnp.float32) - 1.0), given], axis=-1)
         x = conv(config.base_width, (7, 7))(x)
         input_features = x
         skips = []
@@ -176,4 +179,5 @@ class UNet(nn.Module):
             x = conv(widths_in[level], (3, 3))(x)
 
         x = block(config.base_width)(jnp.concatenate([x, input_features], axis=-1), time_embedding)
-        return nn.Conv(1, (1, 1), dtype=jnp.float32)(x)[..., 0]
+        logits = nn.Conv(roll_channels, (1, 1), dtype=jnp.float32)(x)  # [B, T, P, C]
+        return logits[..., 0] if x_t.ndim == 3 else logits

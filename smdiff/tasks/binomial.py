@@ -1,11 +1,12 @@
 """Training the piano-roll U-Net as an x0-predictor of the binomial diffusion (Atassi 2023), as a Task.
 
-Batches hold `roll`: uint8 [batch, time, pitch] binary piano rolls (the `pianorolls` dataset; other
-features are ignored). Each example gets a step t ~ U{1..T}, is noised to x_t in closed form, and the
-network predicts x0; the loss is the paper's L1 between the predicted probabilities and x0, or the
-binary cross-entropy of its logits. A conditioned U-Net (`UNetConfig.conditioned`) also reads, per example, a
-random conditioning mask (`conditioning.random_masks`: nothing, the top or bottom voice, a time span, a prefix)
-and the clean cells under it; its loss and metrics are then over the cells it has to generate.
+Batches hold `roll`: uint8 [batch, time, pitch] binary piano rolls, or voice-channel rolls [batch, time, pitch, V]
+(the `pianorolls` dataset; `bach_chorales_voices` for the latter; other features are ignored). Each example gets
+a step t ~ U{1..T}, is noised to x_t in closed form, and the network predicts x0; the loss is the paper's L1
+between the predicted probabilities and x0, or the binary cross-entropy of its logits. A conditioned U-Net
+(`UNetConfig.conditioned`) also reads, per example, a random conditioning mask (`conditioning.random_masks`:
+nothing, the top or bottom voice, a time span, a prefix) and the clean cells under it; its loss and metrics are
+then over the cells it has to generate.
 """
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class BinomialTask:
 
     def _rolls(self, batch: dict[str, jax.Array]) -> jax.Array:
         roll = batch["roll"]
-        if roll.ndim != 3:
-            raise ValueError(f"BinomialTask expects rolls [batch, time, pitch], got {roll.shape}")
+        if roll.ndim not in (3, 4):
+            raise ValueError(f"BinomialTask expects rolls [batch, time, pitch] or [batch, time, pitch, voices], "
+                             f"got {roll.shape}")
         return roll.astype(jnp.float32)
 
     @property
@@ -50,7 +52,8 @@ class BinomialTask:
 
     def _apply(self, params, x_t: jax.Array, t: jax.Array, known: jax.Array | None, mask: jax.Array | None
                ) -> jax.Array:
-        """Logits [B, T, P]; a conditioned model with no known cells given reads an all-False mask."""
+        """Logits of x_t's shape [B, T, P(, V)]; a conditioned model with no known cells given reads an all-False
+        mask."""
         if not self.conditioned:
             if mask is not None:
                 raise ValueError("this model was trained without conditioning inputs: clamp the known cells instead")
@@ -66,8 +69,8 @@ class BinomialTask:
         return self.model.init(rng, x0, t, *extra)["params"]
 
     def denoiser(self, params, known: jax.Array | None = None, mask: jax.Array | None = None) -> binomial.Denoiser:
-        """(x_t [B, T, P], t [B]) -> predicted P(x0 = 1) [B, T, P], for the samplers. known [B, T, P] and
-        mask (broadcastable, True = given) feed a conditioned model's extra inputs (None: nothing given)."""
+        """(x_t [B, T, P(, V)], t [B]) -> predicted P(x0 = 1) of x_t's shape, for the samplers. known (x_t's shape)
+        and mask (broadcastable, True = given) feed a conditioned model's extra inputs (None: nothing given)."""
         return lambda x_t, t: jax.nn.sigmoid(self._apply(params, x_t, t, known, mask))
 
     def _metrics(self, params, x0: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
@@ -75,7 +78,7 @@ class BinomialTask:
         t = jax.random.randint(step_rng, x0.shape[:1], 1, self.process.num_steps + 1)  # [B]
         x_t = binomial.q_sample(self.process, noise_rng, x0, t)
         mask = conditioning.random_masks(jax.random.fold_in(rng, 1), x0) if self.conditioned else None
-        logits = self._apply(params, x_t, t, x0, mask)  # [B, T, P]
+        logits = self._apply(params, x_t, t, x0, mask)  # [B, T, P(, V)]
         # Scored cells: those the model generates (all, without conditioning).
         scored = jnp.ones_like(x0) if mask is None else (~mask).astype(jnp.float32)
         num_scored = jnp.maximum(jnp.sum(scored), 1.0)

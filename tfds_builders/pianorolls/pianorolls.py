@@ -4,11 +4,14 @@ that settings of one tune share a split; `smdiff.data.tune_groups`).
 Build (the default config needs no download; the chorales ship with music21):
 
     tfds build tfds_builders/pianorolls --data_dir=data/tfds               # bach_chorales
+    tfds build tfds_builders/pianorolls --config=bach_chorales_voices --data_dir=data/tfds
     tfds build tfds_builders/pianorolls --config=midi_dir --manual_dir=/path/to/midis
     tfds build tfds_builders/pianorolls --config=lmd_full --manual_dir=/dir/with/lmd_full.tar.gz
 
 Features: `roll` uint8 [T, P] (all tracks merged), `tracks` uint8 [V, T, P] (chorales: S, A, T, B;
 MIDI: one merged track), `piece`, `start_step`, `transpose`, `key_tonic`, `key_mode` (0 major, 1 minor).
+`bach_chorales_voices` stores `roll` as voice channels uint8 [T, P, 4] (S, A, T, B; `tracks` channel-last),
+from the same pieces, pitch range, splits and segments as `bach_chorales`: its channels merged are that roll.
 P (the pitch range) is chosen from the data, so the roll's pitch axis is stored as unknown-sized; the
 range and the train split's statistics (density of ones r, polyphony) are saved with the dataset and
 read back with `smdiff.data.tfds_io.load_metadata`.
@@ -35,6 +38,7 @@ class PianorollConfig(tfds.core.BuilderConfig):
     num_tracks: int = 4
     segment: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
     split_by_melody: bool = False  # keep pieces sharing a melody (track 0) in one split
+    voice_channels: bool = False  # roll [T, P, num_tracks], one channel per track, instead of merged [T, P]
 
 
 def _configs() -> list[PianorollConfig]:
@@ -42,6 +46,9 @@ def _configs() -> list[PianorollConfig]:
     return [
         PianorollConfig(name="bach_chorales", description="music21's four-voice Bach chorales, 4 steps/quarter.",
                         split_by_melody=True),
+        PianorollConfig(name="bach_chorales_voices",
+                        description="The chorales as rolls [T, P, 4], one channel per voice (S, A, T, B).",
+                        split_by_melody=True, voice_channels=True),
         PianorollConfig(
             name="bach_chorales_24tpq",
             description="The chorales at the paper's 24 ticks per beat (384-step segments).",
@@ -75,9 +82,10 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         steps = config.segment.segment_steps
         binary = dict(dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB)
+        roll_shape = (steps, None, config.num_tracks) if config.voice_channels else (steps, None)
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
-                "roll": tfds.features.Tensor(shape=(steps, None), **binary),
+                "roll": tfds.features.Tensor(shape=roll_shape, **binary),
                 "tracks": tfds.features.Tensor(shape=(config.num_tracks, steps, None), **binary),
                 "piece": tfds.features.Text(),
                 "start_step": tfds.features.Scalar(dtype=np.int32),
@@ -99,10 +107,11 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         return midi_pieces.load_midi_pieces(os.fspath(midi_files.lmd_archive_or_folder(dl_manager.manual_dir)), spq)
 
     def _split_generators(self, dl_manager):
-        segment = self.builder_config.segment
+        config = self.builder_config
+        segment = config.segment
         pieces, skips = self._load_pieces(dl_manager)
         pitch_range = choose_pitch_range(pieces, segment)
-        splits = piece_splits(pieces, segment, self.builder_config.split_by_melody)
+        splits = piece_splits(pieces, segment, config.split_by_melody)
         by_split = {split: [p for p in pieces if splits[p.name] == split] for split in SPLITS}
         empty = [split for split, members in by_split.items() if not members]
         if empty:
@@ -112,7 +121,7 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         train_rolls = (
             example["roll"]
             for piece in by_split["train"]
-            for _, example in piece_segments(piece, "train", pitch_range, segment, segment_skips)
+            for _, example in piece_segments(piece, "train", pitch_range, segment, segment_skips, config.voice_channels)
         )
         statistics = {
             **roll_statistics(train_rolls),
@@ -131,6 +140,7 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, pieces, split, pitch_range):
+        config = self.builder_config
         skips = collections.Counter()
         for piece in pieces:
-            yield from piece_segments(piece, split, pitch_range, self.builder_config.segment, skips)
+            yield from piece_segments(piece, split, pitch_range, config.segment, skips, config.voice_channels)
