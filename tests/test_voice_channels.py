@@ -259,7 +259,8 @@ def test_evaluation_of_voice_rolls_merges_them_and_reads_exact_voices(pieces):
         for system, scores in merged[task].items():
             expected = {metric: value for metric, value in scores.items()
                         if not (task == "harmonization" and system == "model" and metric.startswith("harmony_"))}
-            assert {m: voiced[task][system][m] for m in expected} == pytest.approx(expected, nan_ok=True), (task, system)
+            got = {m: voiced[task][system][m] for m in expected}
+            assert got == pytest.approx(expected, nan_ok=True), (task, system)
     harmonization = voiced["harmonization"]
     bach = {m: v for m, v in harmonization["test_data"].items() if m.startswith("harmony_")}
     assert {m: harmonization["model"][m] for m in bach} == pytest.approx(bach, nan_ok=True)

@@ -3,8 +3,9 @@
 A *note array* is int32 [n, 3] of (start_step, end_step, pitch) with end exclusive, the format the
 overlapping-area metric reads. A *roll* is a binary array [time, num_pitches] whose column j is MIDI
 pitch `lowest_pitch + j`; a *voice-channel roll* [time, num_pitches, V] holds one roll per voice (chorales:
-S, A, T, B), the channel-last layout of the voice-separated `tracks` [V, time, num_pitches]. A binary roll cannot tell a held note from a repeated one: converting a roll
-back to notes reads every run of ones in a column as one note.
+S, A, T, B), the channel-last layout of the voice-separated `tracks` [V, time, num_pitches]. A binary roll
+cannot tell a held note from a repeated one: converting a roll back to notes reads every run of ones in a column
+as one note.
 """
 from __future__ import annotations
 

@@ -159,7 +159,8 @@ def sample(
     num_sampling_steps (default: all, one per process step) < start_step jumps between evenly spaced
     steps (the posterior is exact for any jump; the paper's sampler reverts with that step's beta).
 
-    shape: [B, time, pitch] (or [B, time, pitch, V]). known/mask (optional, broadcastable to shape): cells to clamp to `known`.
+    shape: [B, time, pitch] (or [B, time, pitch, V]). known/mask (optional, broadcastable to shape): cells to clamp
+    to `known`.
     start: x at `start_step` (default: a draw from Bernoulli(r), the process's x_T).
     noise: the paper sampler's revert target, a Bernoulli(r) roll (default: `start`, which is that roll when
     the run starts at T; a run from a partially noised start passes the noise its start was drawn from).

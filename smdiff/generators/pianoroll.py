@@ -123,13 +123,15 @@ class PianorollGenerator:
             return self.complete(rng, melody, melody_mask(melody))
         melody = np.asarray(melody, np.float32)  # [n, time, pitch]
         if melody.ndim != 3 or melody.shape[1:] != self.roll_shape[:2]:
-            raise ValueError(f"melody must be rolls [n, {self.roll_shape[0]}, {self.roll_shape[1]}], got {melody.shape}")
+            raise ValueError(f"melody must be rolls [n, {self.roll_shape[0]}, {self.roll_shape[1]}], "
+                             f"got {melody.shape}")
         shape = (len(melody), *self.roll_shape)
         soprano = np.asarray(conditioning_masks.voice_channel_mask(shape, 0))
         return self.complete(rng, np.where(soprano, melody[..., None], 0), soprano)
 
     def vary(self, rng: jax.Array, rolls: np.ndarray, strength: float) -> jax.Array:
-        """Variations of real rolls [n, *roll_shape]: noise them to step round(strength * T) and denoise (strength in (0, 1])."""
+        """Variations of real rolls [n, *roll_shape]: noise them to step round(strength * T) and denoise
+        (strength in (0, 1])."""
         strength = float(strength)
         if strength not in self._variations:
             self._variations[strength] = sharding.ShardedApply(
