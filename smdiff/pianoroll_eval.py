@@ -107,6 +107,16 @@ def _work_items(num_segments: int, chunk_size: int) -> list[tuple[str, shards.Ch
     return [(task, chunk) for task in TASKS for chunk in shards.plan_chunks(num_segments, chunk_size)]
 
 
+def chunk_rolls(generator: PianorollGenerator, task: str, conditions: dict[str, tuple[np.ndarray, np.ndarray]],
+                chunk: shards.Chunk, seed: int) -> np.ndarray:
+    """The model's rolls bool [chunk.size, T, P(, V)] for one chunk of `task`'s segments (`conditions`:
+    `task_conditions` of them all); its randomness comes from (seed, task, chunk index) alone."""
+    rows = slice(chunk.start, chunk.start + chunk.size)
+    known, given = conditions[task]
+    rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), TASKS.index(task)), chunk.index)
+    return _model_rolls(generator, task, rng, known[rows], given[rows])
+
+
 def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generated_dir: str, chunk_size: int,
              seed: int = 0, metadata: dict | None = None, shard_id: int | None = None,
              num_shards: int | None = None) -> None:
@@ -128,15 +138,12 @@ def generate(generator: PianorollGenerator, test: dict[str, np.ndarray], generat
     todo = [(task, chunk) for task, chunk in mine if not shards.is_complete(generated_dir, task, chunk)]
     logging.info("shard %d/%d: %d of its %d chunks to make on %d local device(s)", shard_id, num_shards, len(todo),
                  len(mine), jax.local_device_count())
-    base_key = jax.random.PRNGKey(seed)
     made_by = shards.made_by()
     for task, chunk in todo:
         start = time.perf_counter()
-        rows = slice(chunk.start, chunk.start + chunk.size)
-        known, given = conditions[task]
-        rng = jax.random.fold_in(jax.random.fold_in(base_key, TASKS.index(task)), chunk.index)
-        rolls = _model_rolls(generator, task, rng, known[rows], given[rows])
+        rolls = chunk_rolls(generator, task, conditions, chunk, seed)
         seconds = time.perf_counter() - start
+        rows = slice(chunk.start, chunk.start + chunk.size)
 
         def write_files(folder, rolls=rolls, segment_index=np.arange(rows.start, rows.stop), seconds=seconds):
             shards.save_npz(folder / "rolls.npz", {"model": rolls, "segment_index": segment_index})

@@ -103,17 +103,22 @@ def notes_to_note_sequence(
     qpm: float = DEFAULT_QPM,
     velocity: int = 80,
     program: int = 0,
+    instruments: np.ndarray | None = None,
 ) -> music_pb2.NoteSequence:
-    """Note array [n, 3] -> NoteSequence in seconds at a constant tempo (piano by default)."""
+    """Note array [n, 3] -> NoteSequence in seconds at a constant tempo (piano by default); `instruments` int [n]
+    puts each note on an instrument (a MIDI track each; default all on instrument 0)."""
     seconds_per_step = 60.0 / qpm / steps_per_quarter
+    notes = np.asarray(notes).reshape(-1, 3)
+    instruments = np.zeros(len(notes), np.int64) if instruments is None else np.asarray(instruments)
     ns = music_pb2.NoteSequence()
     ns.tempos.add(qpm=qpm)
     ns.ticks_per_quarter = 220
-    for start, end, pitch in np.asarray(notes).reshape(-1, 3):
+    for (start, end, pitch), instrument in zip(notes, instruments, strict=True):
         ns.notes.add(
             pitch=int(pitch),
             velocity=velocity,
             program=program,
+            instrument=int(instrument),
             start_time=float(start) * seconds_per_step,
             end_time=float(end) * seconds_per_step,
         )
@@ -132,6 +137,18 @@ def roll_to_note_sequence(roll: np.ndarray, pitch_range: PitchRange, steps_per_q
                           qpm: float = DEFAULT_QPM) -> music_pb2.NoteSequence:
     """A roll [time, num_pitches] as a one-track NoteSequence."""
     return notes_to_note_sequence(roll_to_notes(roll, pitch_range.lowest_pitch), steps_per_quarter, qpm)
+
+
+def tracks_to_note_sequence(tracks: np.ndarray, pitch_range: PitchRange, steps_per_quarter: int,
+                            names: tuple[str, ...] = (), qpm: float = DEFAULT_QPM) -> music_pb2.NoteSequence:
+    """Voice-separated rolls [V, time, num_pitches] as a NoteSequence with voice v on instrument v (its own MIDI
+    track), named names[v] where given."""
+    notes = [roll_to_notes(track, pitch_range.lowest_pitch) for track in tracks]
+    voice_of_note = np.repeat(np.arange(len(notes)), [len(voice) for voice in notes])
+    ns = notes_to_note_sequence(np.concatenate(notes), steps_per_quarter, qpm, instruments=voice_of_note)
+    for voice, name in enumerate(names):
+        ns.instrument_infos.add(instrument=voice, name=name)
+    return ns
 
 
 def midi_file_to_roll(path: str, pitch_range: PitchRange, steps_per_quarter: int) -> np.ndarray:
