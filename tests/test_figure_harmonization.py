@@ -1,6 +1,6 @@
-"""The harmonization figure command (benchmarks/figure_harmonization.py) on real chorales from music21's corpus: the
-model's rolls are pianoroll-eval's chunks, the rule and Bach rows keep the given soprano, and every MIDI file reads back to
-its rolls' notes, voice by voice."""
+"""The harmonization figure command (benchmarks/figure_harmonization.py) on real chorales from music21's corpus:
+the model's rolls are pianoroll-eval's chunks, the rule and Bach rows keep the given soprano, and every MIDI file
+reads back to its rolls' notes, voice by voice."""
 import collections
 
 import jax
@@ -103,6 +103,7 @@ class _MergedBach:
         self.merged, self.soprano = merged, soprano
 
     def complete(self, rng, known, given):
+        del rng, given
         np.testing.assert_array_equal(known, self.soprano)  # pianoroll-eval's merged harmonization: the soprano given
         return self.merged
 
@@ -111,8 +112,8 @@ def test_merged_model_voices_are_read_by_pitch_order_under_the_soprano(test_spli
     test, pitch_range = test_split
     merged_test = {**test, "roll": test["roll"].max(axis=-1)}  # [4, T, P]
     merged = merged_test["roll"].astype(np.float32)
-    model = figure.model_harmonizations(_MergedBach(merged, test["tracks"][:, 0]), merged_test, [1, 2], chunk_size=4, seed=0,
-                                        lowest_pitch=pitch_range.lowest_pitch)
+    model = figure.model_harmonizations(_MergedBach(merged, test["tracks"][:, 0]), merged_test, [1, 2],
+                                        chunk_size=4, seed=0, lowest_pitch=pitch_range.lowest_pitch)
     assert model.shape == (2, 4, *merged.shape[1:])
     np.testing.assert_array_equal(model[:, 0], test["tracks"][[1, 2], 0].astype(bool))
     # Bach's chorales have at most four notes a step and nothing above the soprano: every cell kept.
