@@ -12,6 +12,7 @@ _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 # Minor admits the natural, harmonic and melodic forms: raised 6th and 7th are in key.
 _MINOR_SCALE = (0, 2, 3, 5, 7, 8, 9, 10, 11)
 MODES = ("major", "minor")
+COMMON_TONICS = {"major": 0, "minor": 9}  # the common key: C major, A minor (same key signature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,3 +51,8 @@ def estimate_key(notes: np.ndarray) -> Key:
             if best is None or score > best[0]:
                 best = (score, Key(tonic, mode))
     return best[1]
+
+
+def common_key_shift(key: Key) -> int:
+    """Semitones in [-6, 5] (the smallest move) that take `key` to the common key: C major or A minor."""
+    return (COMMON_TONICS[key.mode] - key.tonic + 6) % 12 - 6

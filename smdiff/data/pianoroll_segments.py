@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from smdiff.data import tune_groups
-from smdiff.data.keys import MODES, estimate_key
+from smdiff.data.keys import MODES, common_key_shift, estimate_key
 from smdiff.data.pianoroll import Piece, PitchRange, notes_to_roll, segment_starts, tracks_to_channels
 
 SPLITS = ("train", "validation", "test")
@@ -53,6 +53,15 @@ def piece_splits(pieces: Sequence[Piece], config: SegmentConfig, by_melody: bool
         return {piece.name: split_of(piece.name, config) for piece in pieces}
     groups = tune_groups.group_by_melody(pieces, config.steps_per_quarter)
     return {name: split_of(group, config) for name, group in groups.items()}
+
+
+def to_common_key(piece: Piece) -> tuple[Piece, int]:
+    """(The piece moved to C major / A minor, the shift in semitones [-6, 5]): its key is the one the dataset
+    stores as `key_tonic`/`key_mode` (Krumhansl-Kessler on all voices' notes, duration-weighted), and every note
+    moves by the smallest interval that takes that key to the common one."""
+    shift = common_key_shift(estimate_key(piece.merged_notes()))
+    moved = tuple(track + np.array([0, 0, shift], np.int32) for track in piece.tracks)
+    return dataclasses.replace(piece, tracks=moved), shift
 
 
 def choose_pitch_range(pieces: Sequence[Piece], config: SegmentConfig, multiple_of: int = 8) -> PitchRange:

@@ -5,6 +5,7 @@ Build (the default config needs no download; the chorales ship with music21):
 
     tfds build tfds_builders/pianorolls --data_dir=data/tfds               # bach_chorales
     tfds build tfds_builders/pianorolls --config=bach_chorales_voices --data_dir=data/tfds
+    tfds build tfds_builders/pianorolls --config=bach_chorales_c --data_dir=data/tfds   # in C major / A minor
     tfds build tfds_builders/pianorolls --config=midi_dir --manual_dir=/path/to/midis
     tfds build tfds_builders/pianorolls --config=lmd_full --manual_dir=/dir/with/lmd_full.tar.gz
 
@@ -12,6 +13,12 @@ Features: `roll` uint8 [T, P] (all tracks merged), `tracks` uint8 [V, T, P] (cho
 MIDI: one merged track), `piece`, `start_step`, `transpose`, `key_tonic`, `key_mode` (0 major, 1 minor).
 `bach_chorales_voices` stores `roll` as voice channels uint8 [T, P, 4] (S, A, T, B; `tracks` channel-last),
 from the same pieces, pitch range, splits and segments as `bach_chorales`: its channels merged are that roll.
+`bach_chorales_c` (and `bach_chorales_voices_c`) move every chorale, before segmenting, to C major / A minor by the
+smallest shift (-6..+5 semitones) from its stored key (`key_tonic`/`key_mode`: Krumhansl-Kessler over all four
+voices: a `Piece` keeps notes only, no key signature, and this estimate is what the key features and the
+harmonization baselines already use), without transposed train copies; splits come from the untransposed
+pieces (the same as bach_chorales'), and the pitch range from the moved ones. A model trained on them harmonizes a
+soprano in any key through `smdiff.generators.common_key`.
 P (the pitch range) is chosen from the data, so the roll's pitch axis is stored as unknown-sized; the
 range and the train split's statistics (density of ones r, polyphony) are saved with the dataset and
 read back with `smdiff.data.tfds_io.load_metadata`.
@@ -28,7 +35,8 @@ from absl import logging
 
 from smdiff.data import chorales, midi_files, midi_pieces
 from smdiff.data.array_record import WithArrayRecordCopy
-from smdiff.data.pianoroll_segments import SPLITS, SegmentConfig, choose_pitch_range, piece_segments, piece_splits, roll_statistics
+from smdiff.data.pianoroll_segments import (SPLITS, SegmentConfig, choose_pitch_range, piece_segments, piece_splits,
+                                            roll_statistics, to_common_key)
 
 
 
@@ -39,16 +47,25 @@ class PianorollConfig(tfds.core.BuilderConfig):
     segment: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
     split_by_melody: bool = False  # keep pieces sharing a melody (track 0) in one split
     voice_channels: bool = False  # roll [T, P, num_tracks], one channel per track, instead of merged [T, P]
+    transpose_to_common_key: bool = False  # every piece moved to C major / A minor before segmenting
 
 
 def _configs() -> list[PianorollConfig]:
     paper_resolution = SegmentConfig(steps_per_quarter=24, segment_quarters=16, stride_quarters=8)
+    common_key = SegmentConfig(transpositions=(0,))  # transposed train copies would undo the common key
     return [
         PianorollConfig(name="bach_chorales", description="music21's four-voice Bach chorales, 4 steps/quarter.",
                         split_by_melody=True),
         PianorollConfig(name="bach_chorales_voices",
                         description="The chorales as rolls [T, P, 4], one channel per voice (S, A, T, B).",
                         split_by_melody=True, voice_channels=True),
+        PianorollConfig(name="bach_chorales_c",
+                        description="The chorales moved to C major / A minor (by their estimated key), no transposed "
+                                    "copies; same pieces in each split as bach_chorales.",
+                        segment=common_key, split_by_melody=True, transpose_to_common_key=True),
+        PianorollConfig(name="bach_chorales_voices_c",
+                        description="bach_chorales_voices moved to C major / A minor, as bach_chorales_c.",
+                        segment=common_key, split_by_melody=True, voice_channels=True, transpose_to_common_key=True),
         PianorollConfig(
             name="bach_chorales_24tpq",
             description="The chorales at the paper's 24 ticks per beat (384-step segments).",
@@ -110,8 +127,10 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         segment = config.segment
         pieces, skips = self._load_pieces(dl_manager)
+        splits = piece_splits(pieces, segment, config.split_by_melody)  # before any transposition
+        if config.transpose_to_common_key:
+            pieces = [to_common_key(piece)[0] for piece in pieces]
         pitch_range = choose_pitch_range(pieces, segment)
-        splits = piece_splits(pieces, segment, config.split_by_melody)
         by_split = {split: [p for p in pieces if splits[p.name] == split] for split in SPLITS}
         empty = [split for split, members in by_split.items() if not members]
         if empty:
@@ -130,6 +149,7 @@ class Pianorolls(WithArrayRecordCopy, tfds.core.GeneratorBasedBuilder):
             "steps_per_quarter": segment.steps_per_quarter,
             "segment_steps": segment.segment_steps,
             "pieces_per_split": {split: len(members) for split, members in by_split.items()},
+            "common_key": config.transpose_to_common_key,
             "skipped_pieces": dict(skips),
             "skipped_train_segments": dict(segment_skips),
         }
