@@ -13,10 +13,15 @@ alike: same config but the conditioning, same `--checkpoint_step`), or by defaul
 reading an empty mask (the same weights for all three methods). Scored with `scoring.score_harmony` on the test split (90% paired-bootstrap intervals
 over segments), beside the calibration rows of `pianoroll-eval`'s harmonization (Bach, another chorale's voices
 transposed, the rule baseline, the melody alone, Bernoulli noise).
+
+With --common_key_dataset=pianorolls/bach_chorales_c (the dataset the models were trained on, every chorale in
+C major / A minor) every method harmonizes each test soprano moved to the common key by the key estimated from it
+and moves the result back (`smdiff.generators.common_key`); the scoring is unchanged, in the original keys.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -28,9 +33,10 @@ from benchmarks import report
 from smdiff import configurables
 from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key
+from smdiff.data.pianoroll import PitchRange
 from smdiff.evaluation import scoring
 from smdiff.evaluation import pianoroll_metrics as metrics
-from smdiff.generators import pianoroll_baselines
+from smdiff.generators import common_key, pianoroll_baselines
 from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
 from smdiff.pianoroll_eval import load_segments
 
@@ -41,6 +47,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--clamping_workdir", default=None, help="default: the conditioned U-Net, empty mask")
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--dataset", default="pianorolls/bach_chorales")
+    parser.add_argument("--common_key_dataset", default=None,
+                        help="the models' training data, in C major / A minor (e.g. pianorolls/bach_chorales_c)")
     parser.add_argument("--checkpoint_step", type=int, default=None, help="of both runs (default: each one's latest)")
     parser.add_argument("--num_denoiser_calls", type=int, default=50)
     parser.add_argument("--resamplings", type=int, default=5)
@@ -62,7 +70,14 @@ def main(argv: list[str]) -> None:
         args.clamping_workdir, ema=True, step=args.checkpoint_step)
     if not conditioned[0].conditioned:
         raise ValueError(f"{args.conditioned_workdir} holds a U-Net without conditioning inputs")
-    shape = soprano.shape[1:]
+    pitch_range = PitchRange(lowest, statistics["num_pitches"])
+    model_range = pitch_range
+    if args.common_key_dataset:
+        model_statistics = tfds_io.load_metadata(tfds_io.dataset_dir(args.common_key_dataset, args.data_dir))
+        if not model_statistics.get("common_key"):
+            raise ValueError(f"{args.common_key_dataset} is not in a common key (its metadata has no common_key)")
+        model_range = PitchRange(model_statistics["lowest_pitch"], model_statistics["num_pitches"])
+    shape = (soprano.shape[1], model_range.num_pitches)
     calls, resamplings = args.num_denoiser_calls, args.resamplings
     methods = {  # name: (model, generator options)
         "conditioned": (conditioned, dict(conditioning="model", num_sampling_steps=calls)),
@@ -70,11 +85,15 @@ def main(argv: list[str]) -> None:
         f"clamping_repaint_x{resamplings}": (clamping, dict(conditioning="clamp", num_sampling_steps=calls // resamplings,
                                                              num_resamplings=resamplings)),
     }
-    outputs, seconds = {}, {}
+    outputs, seconds, dropped = {}, {}, {}
     rng = jax.random.PRNGKey(args.seed)
     for name, ((task, params), options) in methods.items():
         start = time.perf_counter()
-        rolls = PianorollGenerator(task, params, shape, "posterior", **options).harmonize(rng, soprano)
+        generator = PianorollGenerator(task, params, shape, "posterior", **options)
+        if args.common_key_dataset:
+            rolls, shifts, dropped[name] = common_key.harmonize(generator, rng, soprano, pitch_range, model_range)
+        else:
+            rolls = generator.harmonize(rng, soprano)
         outputs[name] = np.asarray(rolls)
         seconds[name] = time.perf_counter() - start
         if not (outputs[name][melody_mask(soprano)] == soprano[melody_mask(soprano)]).all():
@@ -95,6 +114,12 @@ def main(argv: list[str]) -> None:
              f" (load average {os.getloadavg()[0]:.1f} at the end). Value (90% paired-bootstrap interval, "
              f"{args.num_resamples} resamples of the segments); crossing only for voice-separated rows (the models' "
              f"single-channel rolls are read by pitch order, which cannot cross); n/a: nothing to score.")
+    if args.common_key_dataset:
+        notes += (f" Models trained on {args.common_key_dataset}: each soprano moved to C major / A minor by its "
+                  f"estimated key (segments per shift in semitones: "
+                  f"{dict(sorted(collections.Counter(shifts.tolist()).items()))}), "
+                  f"harmonized, moved back; generated cells moved outside the test roll's range and dropped: "
+                  f"{dropped}.")
     report.publish("Harmonization: conditioned U-Net vs clamping vs clamping + RePaint",
                    "python -m benchmarks.bench_harmony_conditioning " + " ".join(argv), rows, notes,
                    append=not args.no_append)
