@@ -20,6 +20,7 @@ from smdiff.generators.pianoroll_baselines import voices_to_tracks
 from smdiff.models.params import count_params
 from smdiff.models.unet import UNet, UNetConfig
 from smdiff.tasks.binomial import BinomialTask
+from pianoroll_builds import build_on_slice
 
 CHORALES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1", "bach/bwv86.6")
 SEGMENTS = SegmentConfig(segment_quarters=8, stride_quarters=8, transpositions=(-1, 0, 1))
@@ -81,26 +82,12 @@ def test_builder_config_is_the_merged_one_with_voice_channels():
 def test_built_voices_dataset_merges_to_the_built_merged_dataset(pieces, tmp_path, monkeypatch):
     """Both configs built on the same real chorales (a corpus slice, so wider validation/test fractions): the same
     splits and segments, and the voice channels merge to the merged dataset's rolls."""
-    import tensorflow_datasets as tfds
-
-    from smdiff.data.tfds_io import load_metadata
-    from tfds_builders.pianorolls import pianorolls
-
     more = [chorales.parse_chorale(name, 4) for name in ("bach/bwv267", "bach/bwv281", "bach/bwv40.8",
                                                           "bach/bwv248.12-2", "bach/bwv38.6", "bach/bwv244.10")]
     corpus_slice = [piece for piece in pieces + more if isinstance(piece, chorales.Piece)]
-    monkeypatch.setattr(pianorolls.chorales, "load_chorales", lambda spq: (corpus_slice, collections.Counter()))
     segment = SegmentConfig(transpositions=(0, 1), validation_fraction=0.3, test_fraction=0.3)
-    configs = {config.name: config for config in pianorolls.Pianorolls.BUILDER_CONFIGS}
-    built = {}
-    for name in ("bach_chorales", "bach_chorales_voices"):
-        config = dataclasses.replace(configs[name], name=f"{name}_slice", segment=segment)
-        builder = pianorolls.Pianorolls(config=config, data_dir=str(tmp_path))
-        builder.download_and_prepare()
-        built[name] = {split: sorted(tfds.as_numpy(builder.as_dataset(split=split)),
-                                     key=lambda e: (e["piece"], e["transpose"], e["start_step"]))
-                       for split in ("train", "validation", "test")}
-        built[name]["metadata"] = load_metadata(builder.data_dir)
+    built = build_on_slice(corpus_slice, ("bach_chorales", "bach_chorales_voices"), lambda config: segment,
+                           str(tmp_path), monkeypatch)
     merged, voices = built["bach_chorales"], built["bach_chorales_voices"]
     assert voices["metadata"]["merged_density"] == pytest.approx(merged["metadata"]["density"])
     assert voices["metadata"]["num_pitches"] == merged["metadata"]["num_pitches"]
