@@ -60,8 +60,8 @@ def common_key_shifts(soprano: np.ndarray, source: PitchRange, model_range: Pitc
 def harmonize(generator: PianorollGenerator, rng: jax.Array, soprano: np.ndarray, source: PitchRange,
               model_range: PitchRange) -> tuple[np.ndarray, np.ndarray, int]:
     """Harmonizations [n, T, P(, V)] (at `source`'s pitches; V for a voice-channel model) of sopranos [n, T, P] by a
-    `generator` whose model was trained in the common key at `model_range`'s pitches; also the shifts int [n] used and the generated cells
-    that moved back outside `source` (dropped)."""
+    `generator` whose model was trained in the common key at `model_range`'s pitches; also the shifts int [n] used
+    and the generated cells that moved back outside `source` (dropped)."""
     shifts = common_key_shifts(soprano, source, model_range)
     moved, dropped = transpose_rolls(soprano, shifts, source, model_range)
     assert dropped == 0, "common_key_shifts keeps the soprano inside the model's range"
