@@ -41,11 +41,10 @@ from smdiff.data import tfds_io
 from smdiff.data.keys import MODES, Key
 from smdiff.data.melody import note_sequence_to_midi_file
 from smdiff.data.pianoroll import PitchRange, channels_to_tracks, roll_to_note_sequence, roll_to_notes
-from smdiff.diffusion.conditioning import voice_channel_mask
 from smdiff.evaluation import pianoroll_metrics as metrics
 from smdiff.evaluation import plots, scoring
 from smdiff.generators import pianoroll_baselines
-from smdiff.generators.pianoroll import PianorollGenerator, melody_mask
+from smdiff.generators.pianoroll import PianorollGenerator, melody_mask, soprano_channel_condition
 from smdiff.sampling import shards
 from smdiff.training import sharding, topology
 from smdiff.training.loop_helpers import enable_compilation_cache
@@ -75,11 +74,10 @@ def task_conditions(test: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, 
     middle = (np.arange(num_steps) < num_steps // 4) | (np.arange(num_steps) >= 3 * num_steps // 4)
     prefix = np.arange(num_steps) < num_steps // 2
     nothing_given = np.zeros(rolls.shape, bool)
+    soprano = test["tracks"][:, 0].astype(np.float32)  # [n, T, P]
     if rolls.ndim == 4:
-        soprano_given = np.asarray(voice_channel_mask(rolls.shape, 0))
-        harmonization = (np.where(soprano_given, rolls, 0.0), soprano_given)
+        harmonization = soprano_channel_condition(soprano, rolls.shape[-1])
     else:
-        soprano = test["tracks"][:, 0].astype(np.float32)
         harmonization = (soprano, melody_mask(soprano))
     return {
         "unconditional": (rolls, nothing_given),

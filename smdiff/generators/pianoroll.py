@@ -32,6 +32,14 @@ def melody_mask(melody: np.ndarray) -> np.ndarray:
     return sounding[..., None] & (np.arange(num_pitches) >= highest[..., None])
 
 
+def soprano_channel_condition(soprano: np.ndarray, num_voices: int) -> tuple[np.ndarray, np.ndarray]:
+    """(known float [n, time, pitch, V], given bool of its shape) of voice-channel rolls whose soprano channel is
+    the given rolls soprano [n, time, pitch], given whole, and whose other voices are to be generated."""
+    soprano = np.asarray(soprano, np.float32)
+    given = np.asarray(conditioning_masks.voice_channel_mask((*soprano.shape, num_voices), 0))
+    return np.where(given, soprano[..., None], 0.0).astype(np.float32), given
+
+
 class PianorollGenerator:
     """Holds a BinomialTask and its params; every method returns float {0, 1} rolls [n, *roll_shape]
     (roll_shape: (time, pitch), or (time, pitch, V) for a model of voice-channel rolls).
@@ -125,9 +133,7 @@ class PianorollGenerator:
         if melody.ndim != 3 or melody.shape[1:] != self.roll_shape[:2]:
             raise ValueError(f"melody must be rolls [n, {self.roll_shape[0]}, {self.roll_shape[1]}], "
                              f"got {melody.shape}")
-        shape = (len(melody), *self.roll_shape)
-        soprano = np.asarray(conditioning_masks.voice_channel_mask(shape, 0))
-        return self.complete(rng, np.where(soprano, melody[..., None], 0), soprano)
+        return self.complete(rng, *soprano_channel_condition(melody, self.roll_shape[-1]))
 
     def vary(self, rng: jax.Array, rolls: np.ndarray, strength: float) -> jax.Array:
         """Variations of real rolls [n, *roll_shape]: noise them to step round(strength * T) and denoise
